@@ -1,0 +1,108 @@
+"""Registry of fusion methods.
+
+Each method is a pure function ``func(sources, **params) -> FusionResult`` where ``sources``
+is a list of float32 arrays in [0, 1] that share one shape (``HxW`` or ``HxWxC``). The
+registry holds an import path rather than the function so that listing methods (and the
+classic methods themselves) never imports PyTorch.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import UsageError
+
+__all__ = ["Param", "Method", "METHODS", "get_method", "parse_params"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One option of a method: its type, default, and allowed values or range."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def convert(self, method: str, raw: Any) -> Any:
+        """Convert and check a raw value (a string from the CLI or a Python value)."""
+        try:
+            if self.type is bool and isinstance(raw, str):
+                low = raw.strip().lower()
+                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(raw)
+                value = low in ("1", "true", "yes", "on")
+            else:
+                value = self.type(raw)
+                if self.type is int and isinstance(raw, float) and raw != int(raw):
+                    raise ValueError(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"method {method}: option {self.name}={raw!r} is not a valid "
+                             f"{self.type.__name__}") from None
+        if self.choices is not None and value not in self.choices:
+            raise UsageError(f"method {method}: option {self.name}={value!r} must be one of "
+                             + ", ".join(map(str, self.choices)))
+        if self.min is not None and value < self.min:
+            raise UsageError(f"method {method}: option {self.name}={value!r} must be >= {self.min}")
+        if self.max is not None and value > self.max:
+            raise UsageError(f"method {method}: option {self.name}={value!r} must be <= {self.max}")
+        return value
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered fusion method."""
+
+    name: str
+    target: str  # "module:function"
+    summary: str
+    params: tuple[Param, ...] = field(default_factory=tuple)
+    needs_torch: bool = False
+    has_decision: bool = False
+
+    def load(self) -> Callable:
+        mod, fn = self.target.split(":")
+        return getattr(importlib.import_module(mod), fn)
+
+
+def _wavelets() -> tuple:
+    import pywt
+
+    return tuple(pywt.wavelist(kind="discrete"))
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """Look up a method by name; :class:`UsageError` lists the known ones otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UsageError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}") from None
+
+
+def parse_params(method: Method, raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate user options for ``method``; unknown names and bad values raise UsageError."""
+    known = {p.name: p for p in method.params}
+    out = {}
+    for key, value in raw.items():
+        k = key.replace("-", "_")
+        if k not in known:
+            names = ", ".join(known) or "(none)"
+            raise UsageError(f"method {method.name}: unknown option {key!r}; options: {names}")
+        out[k] = known[k].convert(method.name, value)
+    return out
+
+
+# The catalogue. Order is the order `mfif methods` prints.
+from . import catalogue  # noqa: E402,F401  (registers the methods)
