@@ -1,0 +1,137 @@
+"""Step 1 of SFF fusion: dense focus-score maps over whole images, tiled for bounded memory.
+
+The network is run once per tile over every source (features are computed once per source
+and shared by every pairwise comparison). Each output of the dense pass is the classifier's
+decision for one 22x22 window; a window's probability is spread over its footprint and
+overlapping windows are averaged, which gives a full-resolution score map (Liu et al. 2017
+do the same with 16x16 patches).
+
+Tiles are cut at multiples of 8 px of the padded image, with an overlap of one window, so the
+tiled result is identical to a single pass over the whole image.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .model import PATCH
+
+
+def _set_threads(threads: int) -> None:
+    n = threads if threads and threads > 0 else (os.cpu_count() or 1)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def pairwise_probabilities(net, feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean probability that each source beats every other source, ``(N, h, w)``.
+
+    For two sources this is ``[p, 1 - p]`` with ``p = sigmoid(logit(A, B))``.
+    """
+    n = len(feats)
+    scores = torch.zeros((n,) + tuple(feats[0].shape[-2:]), dtype=torch.float32)
+    for i in range(n):
+        for j in range(i + 1, n):
+            p = torch.sigmoid(net.logit(feats[i], feats[j]))[0]
+            scores[i] += p
+            scores[j] += 1.0 - p
+    return scores / (n - 1)
+
+
+@torch.inference_mode()
+def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int = 1024, threads: int = 0,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Window-level scores of every source on the dense grid.
+
+    Parameters
+    ----------
+    net : SFFNet
+        Network in eval mode.
+    grays : sequence of ndarray
+        N gray float32 ``HxW`` images in [0, 1].
+    stride : {4, 8}
+        Grid stride in pixels.
+    tile : int
+        Tile side in input pixels (rounded to a multiple of 8); bounds peak memory.
+    threads : int
+        Torch CPU threads (0 = all cores).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each tile.
+
+    Returns
+    -------
+    ndarray
+        ``(N, Kh, Kw)`` float32 where ``[:, k, l]`` scores the window whose top-left corner is
+        at ``(stride*k - 11, stride*l - 11)`` in image coordinates (images are reflect-padded
+        by 11 px), i.e. the window centred near pixel ``(stride*k, stride*l)``.
+    """
+    _set_threads(threads)
+    h, w = grays[0].shape
+    half = PATCH // 2
+    kh, kw = h // stride + 1, w // stride + 1
+    # Pad so that every window start s*k (k < kh) has a full window, plus alignment slack.
+    ph = (kh - 1) * stride + PATCH
+    pw = (kw - 1) * stride + PATCH
+    padded = []
+    for g in grays:
+        p = np.pad(g, ((half, ph - h - half), (half, pw - w - half)), mode="reflect")
+        padded.append(torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)))
+    t = max(8 * (int(tile) // 8), 64)
+    per_tile = max((t - PATCH) // stride + 1, 1)  # grid outputs per tile side
+    per_tile -= per_tile % 2  # keep tile starts at multiples of 8 px for stride 4
+    per_tile = max(per_tile, 2 if stride == 4 else 1)
+    out = np.zeros((len(grays), kh, kw), np.float32)
+    ny, nx = math.ceil(kh / per_tile), math.ceil(kw / per_tile)
+    done = 0
+    for ty in range(ny):
+        k0 = ty * per_tile
+        k1 = min(kh, k0 + per_tile)
+        y0, y1 = k0 * stride, (k1 - 1) * stride + PATCH
+        for tx in range(nx):
+            l0 = tx * per_tile
+            l1 = min(kw, l0 + per_tile)
+            x0, x1 = l0 * stride, (l1 - 1) * stride + PATCH
+            feats = []
+            for p in padded:
+                x = p[y0:y1, x0:x1][None, None].contiguous(memory_format=torch.channels_last)
+                feats.append(net.features(x, dense_stride=stride))
+            s = pairwise_probabilities(net, feats)
+            out[:, k0:k1, l0:l1] = s[:, : k1 - k0, : l1 - l0].numpy()
+            done += 1
+            if progress is not None:
+                progress(done, ny * nx)
+    return out
+
+
+def grid_to_map(grid: np.ndarray, shape: tuple[int, int], *, stride: int = 4, footprint: int = PATCH) -> np.ndarray:
+    """Full-resolution map from window scores: each window's score is spread over its central
+    ``footprint`` x ``footprint`` pixels and overlapping windows are averaged.
+
+    Parameters
+    ----------
+    grid : ndarray
+        ``(N, Kh, Kw)`` window scores from :func:`score_grid`.
+    shape : (int, int)
+        Image height and width.
+
+    Returns
+    -------
+    ndarray
+        ``(N, H, W)`` float32.
+    """
+    h, w = shape
+    g = torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))[:, None]
+    f = int(footprint)
+    ones = torch.ones((1, 1, f, f))
+    with torch.inference_mode():
+        acc = torch.nn.functional.conv_transpose2d(g, ones, stride=stride)[:, 0]
+        cnt = torch.nn.functional.conv_transpose2d(torch.ones_like(g[:1]), ones, stride=stride)[0, 0]
+    # window k is centred at pixel stride*k - 0.5; its footprint starts at stride*k - f/2.
+    off = f // 2
+    acc = acc[:, off: off + h, off: off + w]
+    cnt = cnt[off: off + h, off: off + w]
+    return (acc / cnt).numpy().astype(np.float32)
