@@ -31,6 +31,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "read_image",
     "write_image",
+    "check_output_path",
+    "check_sources",
     "expand_sources",
     "read_stack",
     "to_float",
@@ -71,8 +73,31 @@ def _read_tiff(path: Path) -> np.ndarray:
     return img
 
 
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return head[24]
+    return 0
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """16-bit PNG (Pillow truncates 16-bit colour to 8 bits): decode with OpenCV."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError("OpenCV could not decode the PNG")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return img
+
+
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps
+
+    if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
+        return _read_png16(path)
 
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)  # honour EXIF orientation
@@ -84,9 +109,7 @@ def _read_pil(path: Path) -> np.ndarray:
             return arr.clip(0, 65535).astype(np.uint16)
         if mode == "F":
             return np.asarray(im, dtype=np.float32)
-        if mode in ("1", "L", "P", "LA", "PA") and mode != "P":
-            if mode == "LA":
-                return np.asarray(im.convert("L"))
+        if mode in ("1", "L", "LA", "PA"):
             return np.asarray(im.convert("L"))
         if mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -275,6 +298,43 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_output_path(path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Check that an image can be written at ``path`` (creating its directory if needed).
+
+    Called before long computations so that a bad output path fails fast.
+
+    Raises
+    ------
+    UsageError
+        Unknown extension, ``path`` is one of ``protect`` (an input), is a directory, or its
+        directory cannot be created or written.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise UsageError(f"{p}: unknown output format {ext or '(no extension)'}; use one of "
+                         + ", ".join(IMAGE_EXTENSIONS))
+    for q in protect:
+        if _same_file(p, Path(q)):
+            raise UsageError(f"{p}: refusing to overwrite an input image")
+    if p.is_dir():
+        raise UsageError(f"{p}: is a directory")
+    parent = p.parent
+    for anc in [parent, *parent.parents]:
+        if anc.exists():
+            if not anc.is_dir():
+                raise UsageError(f"{p}: {anc} is not a directory")
+            break
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{p}: cannot create directory {parent} ({exc.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{p}: directory {parent} is not writable")
+    return p
+
+
 def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[str | os.PathLike] = (),
                 quality: int = 95) -> Path:
     """Write an image atomically.
@@ -303,31 +363,19 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
         Unknown extension, unsupported dtype for the format, target is a protected input,
         or the directory is not writable.
     """
-    p = Path(path)
+    p = check_output_path(path, protect=protect)
     ext = p.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        raise UsageError(f"{p}: unknown output format {ext or '(no extension)'}; use one of "
-                         + ", ".join(IMAGE_EXTENSIONS))
-    for q in protect:
-        if _same_file(p, Path(q)):
-            raise UsageError(f"{p}: refusing to overwrite an input image")
-    if p.exists() and p.is_dir():
-        raise UsageError(f"{p}: is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{parent}: cannot create directory ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{p}: directory {parent} is not writable")
+    parent = p.parent
     if img.dtype == np.float32 and ext not in (".tif", ".tiff"):
         raise UsageError(f"{p}: float images can only be written as TIFF")
     if img.dtype == np.uint16 and ext in (".jpg", ".jpeg", ".bmp"):
         raise UsageError(f"{p}: {ext} cannot hold 16-bit data; write .png or .tif")
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise UsageError(f"{p}: cannot write pixel type {img.dtype}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=ext, dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=ext, dir=parent)
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         _encode(Path(tmp), img, ext, quality)

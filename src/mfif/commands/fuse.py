@@ -73,7 +73,7 @@ def save_stage_maps(result, out_dir: Path, n: int, protect) -> list[Path]:
 
 def run(args) -> int:
     from ..api import fuse
-    from ..io import from_float, read_stack, write_image
+    from ..io import check_output_path, from_float, read_stack, write_image
 
     params = parse_kv(args.param)
     from ..methods import get_method, parse_params
@@ -83,8 +83,9 @@ def run(args) -> int:
     images, paths = read_stack(args.sources)
     protect = list(paths)
     for target in [out, args.depth_map]:
-        if target is not None and any(Path(target).resolve() == p.resolve() for p in paths):
-            raise UsageError(f"{target}: refusing to overwrite an input image")
+        if target is not None:
+            check_output_path(Path(target).with_suffix(".png") if target == args.depth_map else target,
+                              protect=protect)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     log(f"fusing {len(images)} sources ({images[0].shape[1]}x{images[0].shape[0]}) with {args.method}")
     res = fuse(images, method=args.method, **params)

@@ -1,0 +1,127 @@
+"""Image I/O: round trips at 8/16 bit, gray/colour, PNG/TIFF, EXIF, atomic writes, stacks."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mfif.errors import UsageError
+from mfif.io import (check_sources, expand_sources, from_float, read_image, read_stack, to_float, to_gray,
+                     write_image)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [0, 3])
+def test_lossless_round_trip(tmp_path, rng, ext, dtype, channels):
+    shape = (17, 23) if channels == 0 else (17, 23, channels)
+    hi = np.iinfo(dtype).max
+    img = rng.integers(0, hi + 1, size=shape, dtype=np.int64).astype(dtype)
+    p = write_image(tmp_path / f"x{ext}", img)
+    back = read_image(p)
+    assert back.dtype == dtype
+    assert back.shape == img.shape
+    np.testing.assert_array_equal(back, img)
+
+
+def test_jpeg_round_trip_is_close(tmp_path, rng):
+    img = (np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3)).astype(np.uint8)
+    back = read_image(write_image(tmp_path / "x.jpg", img, quality=98))
+    assert back.shape == img.shape and back.dtype == np.uint8
+    assert np.abs(back.astype(int) - img.astype(int)).mean() < 2.0
+
+
+def test_rgba_alpha_dropped_by_default(tmp_path, rng):
+    img = rng.integers(0, 256, (8, 9, 4), dtype=np.uint8)
+    Image.fromarray(img, "RGBA").save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), img[..., :3])
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png", keep_alpha=True), img)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((10, 20, 3), np.uint8)
+    img[:, :5] = 255  # white band on the left
+    im = Image.fromarray(img)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    im.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    out = read_image(tmp_path / "r.jpg")
+    assert out.shape[:2] == (20, 10)
+    assert out[:5].mean() > 200 and out[-5:].mean() < 50  # band now on top
+
+
+def test_write_is_atomic_and_refuses_inputs(tmp_path, rng):
+    img = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    src = write_image(tmp_path / "src.png", img)
+    before = src.read_bytes()
+    with pytest.raises(UsageError, match="refusing to overwrite"):
+        write_image(tmp_path / "." / "src.png", np.zeros_like(img), protect=[src])
+    assert src.read_bytes() == before
+    # a failed encode leaves neither a partial file nor a temporary one behind
+    with pytest.raises(UsageError):
+        write_image(tmp_path / "bad.jpg", img.astype(np.uint16))
+    assert sorted(os.listdir(tmp_path)) == ["src.png"]
+
+
+def test_16bit_jpeg_refused(tmp_path):
+    with pytest.raises(UsageError, match="16-bit"):
+        write_image(tmp_path / "x.jpg", np.zeros((4, 4), np.uint16))
+
+
+def test_unknown_extension(tmp_path):
+    with pytest.raises(UsageError, match="unknown output format"):
+        write_image(tmp_path / "x.gif", np.zeros((4, 4), np.uint8))
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(UsageError, match="cannot read image"):
+        read_image(bad)
+    with pytest.raises(UsageError, match="not a file"):
+        read_image(tmp_path)
+
+
+def test_float_conversions():
+    x = np.array([0, 1, 128, 255], np.uint8)
+    np.testing.assert_allclose(to_float(x), x / 255.0, rtol=1e-6)
+    y = np.array([0, 1, 32768, 65535], np.uint16)
+    np.testing.assert_array_equal(from_float(to_float(y), np.uint16), y)
+    np.testing.assert_array_equal(from_float(to_float(x), np.uint8), x)
+    assert from_float(np.array([-0.5, 1.5]), np.uint8).tolist() == [0, 255]
+
+
+def test_to_gray_weights():
+    rgb = np.zeros((1, 3, 3), np.float32)
+    rgb[0, 0, 0] = rgb[0, 1, 1] = rgb[0, 2, 2] = 1.0
+    np.testing.assert_allclose(to_gray(rgb)[0], [0.2989, 0.5870, 0.1140], atol=1e-4)
+
+
+def test_stack_natural_sort_and_glob(tmp_path, rng):
+    for i in (1, 2, 10):
+        write_image(tmp_path / f"f{i}.png", rng.integers(0, 256, (6, 6), dtype=np.uint8))
+    (tmp_path / "notes.txt").write_text("x")
+    names = [p.name for p in expand_sources([tmp_path])]
+    assert names == ["f1.png", "f2.png", "f10.png"]
+    assert [p.name for p in expand_sources([str(tmp_path / "f1*.png")])] == ["f1.png", "f10.png"]
+    images, paths = read_stack([tmp_path])
+    assert len(images) == 3
+    with pytest.raises(UsageError, match="matches no file"):
+        expand_sources([str(tmp_path / "*.tif")])
+
+
+def test_check_sources_names_both_sides():
+    a = np.zeros((512, 512), np.uint8)
+    b = np.zeros((510, 512), np.uint8)
+    with pytest.raises(UsageError, match=r"a.png is 512x512, b.png is 512x510"):
+        check_sources([a, b], ["a.png", "b.png"])
+    with pytest.raises(UsageError, match="channel count: a.png has 1, c.png has 3"):
+        check_sources([a, np.zeros((512, 512, 3), np.uint8)], ["a.png", "c.png"])
+    with pytest.raises(UsageError, match="bit depth"):
+        check_sources([a, a.astype(np.uint16)], ["a.png", "d.png"])
+    with pytest.raises(UsageError, match="at least 2"):
+        check_sources([a])
