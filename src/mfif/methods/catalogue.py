@@ -1,7 +1,7 @@
 """Declarations of every fusion method (name, function, options)."""
 from __future__ import annotations
 
-from . import Method, Param, register
+from . import Method, Param, _wavelets, register
 
 register(Method(
     "sff", "mfif.sff.fusion:fuse_sff",
@@ -17,4 +17,59 @@ register(Method(
         Param("threads", int, 0, "torch CPU threads (0: all cores)", min=0),
     ),
     needs_torch=True, has_decision=True,
+))
+
+register(Method(
+    "average", "mfif.methods.average:fuse_average",
+    "pixel-wise mean of the sources (baseline)",
+))
+
+register(Method(
+    "pca", "mfif.methods.pca:fuse_pca",
+    "weighted mean, weights from the principal eigenvector of the sources' covariance (Naidu & Raol 2008)",
+))
+
+register(Method(
+    "dwt", "mfif.methods.dwt:fuse_dwt",
+    "wavelet fusion: mean approximation, max-abs detail coefficients (Li, Manjunath & Mitra 1995)",
+    params=(
+        Param("wavelet", str, "sym4", "PyWavelets discrete wavelet", choices=_wavelets()),
+        Param("level", int, 4, "decomposition levels, at most pywt.dwt_max_level for the image (unset: 4, or fewer on small images)",
+              min=1, max=20),
+    ),
+))
+
+register(Method(
+    "laplacian", "mfif.methods.laplacian:fuse_laplacian",
+    "Laplacian pyramid: max-abs band-pass levels, mean residual (Burt & Adelson 1983; Burt & Kolczynski 1993)",
+    params=(
+        Param("levels", int, 4, "band-pass pyramid levels, at most log2(min side) - 1 (unset: 4, or fewer on small images)", min=1, max=20),
+    ),
+))
+
+register(Method(
+    "gff", "mfif.methods.gff:fuse_gff",
+    "Guided Filtering Fusion: two-scale decomposition, saliency arg-max, guided-filter weights (Li, Kang & Hu 2013)",
+    params=(
+        Param("r1", int, 45, "guided-filter radius of the base-layer weights (px)", min=1, max=512),
+        Param("eps1", float, 0.3, "guided-filter regularisation of the base-layer weights", min=1e-10, max=10.0),
+        Param("r2", int, 7, "guided-filter radius of the detail-layer weights (px)", min=1, max=512),
+        Param("eps2", float, 1e-6, "guided-filter regularisation of the detail-layer weights", min=1e-10, max=10.0),
+        Param("avg_size", int, 31, "average-filter size of the two-scale decomposition (px)", min=3, max=1023),
+    ),
+    has_decision=True,
+))
+
+register(Method(
+    "focus-map", "mfif.methods.focus_map:fuse_focus_map",
+    "classic focus measure, arg-max decision map, small-region removal + guided filter, weighted blend",
+    params=(
+        # Keep in step with mfif.focus.FOCUS_MEASURES (not imported here, to keep listing light).
+        Param("measure", str, "sml", "focus measure", choices=("sml", "tenengrad", "variance")),
+        Param("window", int, 7, "focus-measure window side (px)", min=1, max=255),
+        Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
+        Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px; 0: hard weights)", min=0, max=256),
+        Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
+    ),
+    has_decision=True,
 ))
