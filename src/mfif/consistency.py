@@ -24,51 +24,41 @@ __all__ = ["remove_small_regions", "guided_filter", "refine_weights", "normalize
 def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
     """Reassign connected regions smaller than ``min_area`` pixels to their surroundings.
 
-    Each small 4-connected region of a label is given the label that is most common on its
-    1-pixel outer border. Applied repeatedly until no region is below the size (at most a few
-    passes), so holes inside holes are also filled.
+    Every 4-connected region (of any label) with fewer than ``min_area`` pixels is removed
+    and its pixels take the label of the nearest pixel that belongs to a region large enough
+    to keep (Euclidean distance transform). With two labels this flips small islands and
+    fills small holes; nested small regions are resolved in the same pass. Fully vectorised:
+    the cost does not grow with the number of regions.
 
     Parameters
     ----------
     decision : ndarray
         ``HxW`` integer label map (source indices).
     min_area : int, keyword-only
-        Regions with fewer pixels are removed. ``0`` returns the map unchanged.
+        Regions with fewer pixels are removed. ``0`` returns the map unchanged. If every
+        region is small, the map is returned unchanged.
 
     Returns
     -------
     ndarray
         ``HxW`` int16 label map.
     """
+    from scipy import ndimage
+
     d = np.asarray(decision).astype(np.int16, copy=True)
-    if min_area <= 0:
+    if min_area <= 1:
         return d
-    kernel = np.ones((3, 3), np.uint8)
-    for _ in range(4):
-        changed = False
-        labels = np.unique(d)
-        if len(labels) < 2:
-            break
-        for lab in labels:
-            mask = (d == lab).astype(np.uint8)
-            n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
-            small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_area) + 1
-            for c in small:
-                x, y, w, h = stats[c, :4]
-                y0, y1 = max(y - 1, 0), min(y + h + 1, d.shape[0])
-                x0, x1 = max(x - 1, 0), min(x + w + 1, d.shape[1])
-                region = comp[y0:y1, x0:x1] == c
-                ring = cv2.dilate(region.astype(np.uint8), kernel).astype(bool) & ~region
-                neigh = d[y0:y1, x0:x1][ring]
-                neigh = neigh[neigh != lab]
-                if neigh.size == 0:
-                    continue
-                vals, counts = np.unique(neigh, return_counts=True)
-                d[y0:y1, x0:x1][region] = vals[np.argmax(counts)]
-                changed = True
-        if not changed:
-            break
-    return d
+    small = np.zeros(d.shape, bool)
+    for lab in np.unique(d):
+        mask = (d == lab).astype(np.uint8)
+        _, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        area = stats[:, cv2.CC_STAT_AREA].copy()
+        area[0] = np.iinfo(area.dtype).max  # background of this label's mask
+        small |= (area[comp] < min_area) & (mask > 0)
+    if not small.any() or small.all():
+        return d
+    _, (iy, ix) = ndimage.distance_transform_edt(small, return_indices=True)
+    return d[iy, ix].astype(np.int16)
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int, eps: float) -> np.ndarray:
