@@ -10,8 +10,14 @@ register(Method(
         Param("weights", str, "", "path of a .pt weights file (default: the shipped model)"),
         Param("threshold", float, 0.5, "score threshold for the initial segmentation", min=0.0, max=1.0),
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
-        Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px)", min=0, max=256),
-        Param("gf_eps", float, 0.01, "guided-filter regularisation", min=0.0),
+        Param("refine_band", float, 16.0, "re-decide pixels this close (px) to a boundary with a fine focus "
+              "measure (0: off, as in the paper)", min=0.0, max=256.0),
+        Param("refine_window", int, 5, "window (px) of that fine focus measure", min=3, max=31),
+        Param("gf_radius", int, 2, "guided-filter radius of the consistency step (px)", min=0, max=256),
+        Param("gf_eps", float, 0.001, "guided-filter regularisation", min=0.0),
+        Param("seam", str, "laplacian", "boundary treatment in step 4: laplacian cross-fade or none (paper)",
+              choices=("laplacian", "none")),
+        Param("seam_width", float, 4.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
         Param("stride", int, 4, "score-map stride in px (4 or 8)", choices=(4, 8)),
         Param("tile", int, 1024, "tile size for the CNN pass (px, bounds memory)", min=128),
         Param("threads", int, 0, "torch CPU threads (0: all cores)", min=0),
@@ -70,6 +76,22 @@ register(Method(
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
         Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px; 0: hard weights)", min=0, max=256),
         Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
+    ),
+    has_decision=True,
+))
+
+register(Method(
+    "pcanet", "mfif.methods.pcanet:fuse_pcanet",
+    "PCANet focus measure: energy of two cascaded stages of PCA-learned 7x7 filters (Chan et al. 2015), "
+    "arg-max decision, small-region removal + guided filter, weighted blend",
+    params=(
+        Param("stage", str, "2", "filter responses in the focus measure: 1, 2 (the 64 cascaded ones) or both",
+              choices=("1", "2", "both")),
+        Param("window", int, 5, "focus-measure averaging window side (px)", min=1, max=255),
+        Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
+        Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px; 0: hard weights)", min=0, max=256),
+        Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
+        Param("filters", str, "", "PCANet filters .npz from python -m mfif.pcanet_fit (default: the shipped filters)"),
     ),
     has_decision=True,
 ))
