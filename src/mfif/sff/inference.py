@@ -30,13 +30,16 @@ def _set_threads(threads: int) -> None:
 def pairwise_probabilities(net, feats: list[torch.Tensor]) -> torch.Tensor:
     """Mean probability that each source beats every other source, ``(N, h, w)``.
 
-    For two sources this is ``[p, 1 - p]`` with ``p = sigmoid(logit(A, B))``.
+    For two sources this is ``[p, 1 - p]`` with ``p = sigmoid(logit(A, B))``. The FC layer is
+    applied once per source (:meth:`SFFNet.project`), so each of the N(N-1)/2 pairs costs
+    only element-wise work.
     """
     n = len(feats)
+    proj = [net.project(f) for f in feats]
     scores = torch.zeros((n,) + tuple(feats[0].shape[-2:]), dtype=torch.float32)
     for i in range(n):
         for j in range(i + 1, n):
-            p = torch.sigmoid(net.logit(feats[i], feats[j]))[0]
+            p = torch.sigmoid(net.pair_logit(proj[i], proj[j]))[0]
             scores[i] += p
             scores[j] += 1.0 - p
     return scores / (n - 1)

@@ -90,6 +90,25 @@ class SFFNet(nn.Module):
         """Swap-consistent logit that A is focused: ``h(a, b) - h(b, a)``."""
         return self.head(fa, fb) - self.head(fb, fa)
 
+    def project(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split the FC layer over the concatenation: ``fc([fa, fb]) = U fa + V fb + bias``.
+
+        Returns ``(U f, V f)`` so that a pair's head costs two additions instead of a
+        512x256 matrix product: with N sources, N projections serve all N(N-1)/2 pairs.
+        """
+        w = self.fc.weight
+        k = w.shape[1] // 2
+        u = nn.functional.conv2d(f, w[:, :k])
+        v = nn.functional.conv2d(f, w[:, k:])
+        return u, v
+
+    def pair_logit(self, pa: tuple[torch.Tensor, torch.Tensor], pb: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Swap-consistent logit from projections: equals ``logit(fa, fb)``."""
+        bias = self.fc.bias[None, :, None, None]
+        h_ab = self.out(torch.relu(pa[0] + pb[1] + bias))
+        h_ba = self.out(torch.relu(pb[0] + pa[1] + bias))
+        return (h_ab - h_ba)[:, 0]
+
     def forward(self, a: torch.Tensor, b: torch.Tensor, *, dense_stride: int = 8) -> torch.Tensor:
         out = self.logit(self.features(a, dense_stride=dense_stride), self.features(b, dense_stride=dense_stride))
         if out.shape[-2:] == (1, 1):

@@ -1,0 +1,134 @@
+"""SFF: network shapes, dense = patch-wise equivalence, training, weights, swap symmetry, quality."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mfif.errors import UsageError  # noqa: E402
+from mfif.sff.inference import grid_to_map, score_grid  # noqa: E402
+from mfif.sff.model import PATCH, SFFNet  # noqa: E402
+from mfif.sff.weights import default_weights_path, load_model, sha256_file, verify  # noqa: E402
+
+
+def test_architecture_matches_paper():
+    net = SFFNet()
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    # three 3x3 conv blocks 64/128/256 (shared by both streams), FC 256 on the concatenation, one output
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs[:3]] == [
+        (1, 64, (3, 3)), (64, 128, (3, 3)), (128, 256, (3, 3))]
+    assert (convs[3].in_channels, convs[3].out_channels) == (512, 256)
+    assert (convs[4].in_channels, convs[4].out_channels) == (256, 1)
+    a = torch.rand(5, 1, PATCH, PATCH)
+    assert net(a, a).shape == (5,)
+    feat = net.features(torch.rand(1, 1, PATCH, PATCH))
+    assert feat.shape == (1, 256, 1, 1)
+
+
+def test_output_is_swap_consistent():
+    torch.manual_seed(0)
+    net = SFFNet().eval()
+    a, b = torch.rand(7, 1, PATCH, PATCH), torch.rand(7, 1, PATCH, PATCH)
+    with torch.no_grad():
+        torch.testing.assert_close(net(a, b), -net(b, a))
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+def test_dense_pass_equals_patchwise_and_tiling(stride, rng):
+    torch.manual_seed(1)
+    net = SFFNet().eval()
+    a = rng.random((61, 83)).astype(np.float32)
+    b = rng.random((61, 83)).astype(np.float32)
+    grid = score_grid(net, [a, b], stride=stride, tile=4096)
+    tiled = score_grid(net, [a, b], stride=stride, tile=64)
+    np.testing.assert_allclose(tiled, grid, atol=1e-6)
+    ap, bp = np.pad(a, PATCH // 2, mode="reflect"), np.pad(b, PATCH // 2, mode="reflect")
+    for k, l in [(0, 0), (2, 5), (4, 9)]:
+        y, x = stride * k, stride * l
+        pa = torch.from_numpy(np.ascontiguousarray(ap[y:y + PATCH, x:x + PATCH]))[None, None]
+        pb = torch.from_numpy(np.ascontiguousarray(bp[y:y + PATCH, x:x + PATCH]))[None, None]
+        with torch.no_grad():
+            p = torch.sigmoid(net(pa, pb)).item()
+        assert abs(p - grid[0, k, l]) < 1e-5
+        assert abs(grid[0, k, l] + grid[1, k, l] - 1) < 1e-6
+
+
+def test_grid_to_map_constant_and_step():
+    g = np.full((2, 6, 7), 0.25, np.float32)
+    m = grid_to_map(g, (20, 24), stride=4)
+    assert m.shape == (2, 20, 24)
+    np.testing.assert_allclose(m, 0.25, atol=1e-6)
+    step = np.zeros((1, 9, 9), np.float32)
+    step[:, :, 5:] = 1.0  # windows centred at x >= 20 say "1"
+    m = grid_to_map(step, (32, 32), stride=4)[0]
+    assert m[:, :8].max() < 1e-6 and m[:, -1].min() > 1 - 1e-6
+    assert np.all(np.diff(m[10]) >= -1e-6)  # monotone transition across the step
+
+
+def test_tiny_training_run_lowers_loss(tmp_path, rng):
+    from mfif.sff.train import TrainConfig, train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from skimage import data
+
+    from mfif.io import write_image
+    write_image(photos / "1.png", data.camera()[:200, :200])
+    write_image(photos / "2.png", data.camera()[200:400, 200:400])
+    write_image(photos / "3.png", (data.astronaut()[:200, :200, 1]))
+    cfg = TrainConfig(photos=str(photos), out_dir=str(tmp_path / "run"), lr=1e-3, batch=32, max_epochs=3,
+                      patience=5, epoch_pairs=640, val_pairs=256, val_fraction=0.34, seed=0, threads=1,
+                      sampler_options={"case_size": 96, "pool": 4})
+    card = train(cfg, progress=False, log=lambda *a: None)
+    rows = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
+    assert len(rows) == 4
+    losses = [float(r.split(",")[1]) for r in rows[1:]]
+    assert losses[-1] < losses[0]
+    assert card["result"]["val_loss"] < 0.69  # better than chance (ln 2)
+    # the run's weights load through the hash-checked loader
+    net, meta = load_model(tmp_path / "run" / "best.pt")
+    assert meta["sha256"] == sha256_file(tmp_path / "run" / "best.pt")
+    # resuming continues from the checkpoint instead of starting over
+    cfg.max_epochs, cfg.resume = 4, True
+    train(cfg, progress=False, log=lambda *a: None)
+    assert len((tmp_path / "run" / "log.csv").read_text().strip().splitlines()) == 5
+
+
+def test_weights_hash_is_checked(tmp_path):
+    src = default_weights_path()
+    if not src.is_file():
+        pytest.skip("no shipped weights")
+    w = tmp_path / "w.pt"
+    shutil.copy(src, w)
+    shutil.copy(src.with_suffix(".json"), w.with_suffix(".json"))
+    assert verify(w)["sha256"] == sha256_file(w)
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(UsageError, match="does not match"):
+        verify(w)
+    w.with_suffix(".json").unlink()
+    with pytest.raises(UsageError, match="no model card"):
+        verify(w)
+
+
+def test_shipped_model_card_is_complete():
+    src = default_weights_path()
+    card = json.loads(src.with_suffix(".json").read_text())
+    for key in ("architecture", "data", "recipe", "result", "sha256", "retrain"):
+        assert key in card
+    assert card["recipe"]["optimizer"] == "Adam" and card["recipe"]["lr"] == 1e-4
+    assert card["sha256"] == sha256_file(src)
+
+
+def test_projected_head_equals_concatenated_head():
+    torch.manual_seed(2)
+    net = SFFNet().eval()
+    fa, fb = torch.randn(1, 256, 5, 6), torch.randn(1, 256, 5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(net.pair_logit(net.project(fa), net.project(fb)), net.logit(fa, fb),
+                                   rtol=1e-4, atol=1e-4)
