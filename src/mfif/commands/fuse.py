@@ -22,6 +22,13 @@ def register(sub):
     p.add_argument("--save-maps", metavar="DIR", help="write the score, decision and weight maps as PNGs here")
     p.add_argument("--depth-map", metavar="FILE",
                    help="write the per-pixel source index as a 16-bit PNG (plus FILE-preview.png in colour)")
+    p.add_argument("--align", action="store_true", help="register every frame to the middle frame first (hand-held stacks)")
+    p.add_argument("--align-model", default="similarity", choices=("translation", "similarity", "affine", "homography"),
+                   help="motion model for --align (default similarity: shift, rotation, scale)")
+    p.add_argument("--tile", type=int, default=0, metavar="PX",
+                   help="process in tiles of PX pixels with overlap (default: chosen from --max-memory)")
+    p.add_argument("--max-memory", type=float, default=4096, metavar="MB",
+                   help="working-memory budget used to choose the tile size (default 4096)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -71,34 +78,68 @@ def save_stage_maps(result, out_dir: Path, n: int, protect) -> list[Path]:
     return written
 
 
+class _Progress:
+    """tqdm bars on stderr per stage; silent with --quiet or when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        label = {"align": "aligning", "read": "reading", "fuse": "fusing tiles"}.get(stage, stage)
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=label, unit="frame" if stage != "fuse" else "tile",
+                                          leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+
 def run(args) -> int:
-    from ..api import fuse
-    from ..io import check_output_path, from_float, read_stack, write_image
+    from ..io import check_output_path, expand_sources, write_image
+    from ..methods import get_method, parse_params
+    from ..stack import fuse_stack
 
     params = parse_kv(args.param)
-    from ..methods import get_method, parse_params
-
-    parse_params(get_method(args.method), params)  # fail fast, before reading images
+    method = get_method(args.method)
+    parse_params(method, params)  # fail fast, before reading images
+    if args.depth_map and not method.has_decision:
+        raise UsageError(f"method {args.method} has no decision map; --depth-map needs one (try sff or focus-map)")
+    if args.tile < 0 or (0 < args.tile < 64):
+        raise UsageError(f"--tile must be 0 (automatic) or at least 64 px, got {args.tile}")
+    if args.max_memory <= 0:
+        raise UsageError(f"--max-memory must be positive, got {args.max_memory}")
     out = Path(args.output)
-    images, paths = read_stack(args.sources)
+    paths = expand_sources(args.sources)
+    if len(paths) < 2:
+        raise UsageError(f"need at least 2 sources, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     protect = list(paths)
-    for target in [out, args.depth_map]:
-        if target is not None:
-            check_output_path(Path(target).with_suffix(".png") if target == args.depth_map else target,
-                              protect=protect)
+    check_output_path(out, protect=protect)
+    if args.depth_map:
+        check_output_path(Path(args.depth_map).with_suffix(".png"), protect=protect)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    log(f"fusing {len(images)} sources ({images[0].shape[1]}x{images[0].shape[0]}) with {args.method}")
-    res = fuse(images, method=args.method, **params)
-    write_image(out, from_float(res.fused, images[0].dtype), protect=protect)
-    log(f"wrote {out} in {res.info.get('seconds', 0):.2f} s")
+    log(f"fusing {len(paths)} sources with {args.method}" + (" after alignment" if args.align else ""))
+    res = fuse_stack(paths, method=args.method, params=params, align=args.align, align_model=args.align_model,
+                     tile=args.tile, max_memory_mb=args.max_memory, want_maps=bool(args.save_maps),
+                     progress=_Progress(not args.quiet and sys.stderr.isatty()), log=log)
+    write_image(out, res.fused, protect=protect)
+    w, h = res.info["size"]
+    log(f"wrote {out} ({w}x{h} {res.fused.dtype}) in {res.info['seconds']:.2f} s"
+        + (f", {res.tiles} tiles of {res.tile_size} px" if res.tiles > 1 else ""))
     if args.save_maps:
-        written = save_stage_maps(res, Path(args.save_maps), len(images), protect)
+        from ..result import FusionResult
+
+        shim = FusionResult(fused=res.fused, method=args.method, maps=res.maps)
+        written = save_stage_maps(shim, Path(args.save_maps), len(paths), protect)
         log(f"wrote {len(written)} maps to {args.save_maps}")
     if args.depth_map:
-        if res.decision is None:
-            raise UsageError(f"method {args.method} has no decision map; --depth-map needs one (try sff or focus-map)")
         dm = Path(args.depth_map)
         write_image(dm.with_suffix(".png"), res.decision.astype(np.uint16), protect=protect)
-        write_image(dm.with_name(dm.stem + "-preview.png"), depth_preview(res.decision, len(images)), protect=protect)
-        log(f"wrote depth map {dm.with_suffix('.png')}")
+        write_image(dm.with_name(dm.stem + "-preview.png"), depth_preview(res.decision, len(paths)), protect=protect)
+        log(f"wrote depth map {dm.with_suffix('.png')} (source index per pixel) and its colour preview")
     return 0

@@ -19,8 +19,10 @@ register(Method(
               choices=("laplacian", "none")),
         Param("seam_width", float, 4.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
         Param("stride", int, 4, "score-map stride in px (4 or 8)", choices=(4, 8)),
-        Param("tile", int, 1024, "tile size for the CNN pass (px, bounds memory)", min=128),
+        Param("tile", int, 512, "tile size for the CNN pass (px, bounds memory)", min=64),
         Param("threads", int, 0, "torch CPU threads (0: all cores)", min=0),
+        Param("scale", float, 1.0, "run the CNN on copies downscaled by this factor (0.5: 4x faster)",
+              min=0.1, max=1.0),
     ),
     needs_torch=True, has_decision=True,
 ))

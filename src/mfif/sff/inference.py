@@ -27,16 +27,10 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(n)
 
 
-def pairwise_probabilities(net, feats: list[torch.Tensor]) -> torch.Tensor:
-    """Mean probability that each source beats every other source, ``(N, h, w)``.
-
-    For two sources this is ``[p, 1 - p]`` with ``p = sigmoid(logit(A, B))``. The FC layer is
-    applied once per source (:meth:`SFFNet.project`), so each of the N(N-1)/2 pairs costs
-    only element-wise work.
-    """
-    n = len(feats)
-    proj = [net.project(f) for f in feats]
-    scores = torch.zeros((n,) + tuple(feats[0].shape[-2:]), dtype=torch.float32)
+def pairwise_from_projections(net, proj: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Mean probability that each source beats every other one, from per-source projections."""
+    n = len(proj)
+    scores = torch.zeros((n,) + tuple(proj[0][0].shape[-2:]), dtype=torch.float32)
     for i in range(n):
         for j in range(i + 1, n):
             p = torch.sigmoid(net.pair_logit(proj[i], proj[j]))[0]
@@ -45,8 +39,18 @@ def pairwise_probabilities(net, feats: list[torch.Tensor]) -> torch.Tensor:
     return scores / (n - 1)
 
 
+def pairwise_probabilities(net, feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean probability that each source beats every other source, ``(N, h, w)``.
+
+    For two sources this is ``[p, 1 - p]`` with ``p = sigmoid(logit(A, B))``. The FC layer is
+    applied once per source (:meth:`SFFNet.project`), so each of the N(N-1)/2 pairs costs
+    only element-wise work.
+    """
+    return pairwise_from_projections(net, [net.project(f) for f in feats])
+
+
 @torch.inference_mode()
-def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int = 1024, threads: int = 0,
+def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int = 512, threads: int = 0,
                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Window-level scores of every source on the dense grid.
 
@@ -98,11 +102,11 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
             l0 = tx * per_tile
             l1 = min(kw, l0 + per_tile)
             x0, x1 = l0 * stride, (l1 - 1) * stride + PATCH
-            feats = []
+            proj = []
             for p in padded:
                 x = p[y0:y1, x0:x1][None, None].contiguous(memory_format=torch.channels_last)
-                feats.append(net.features(x, dense_stride=stride))
-            s = pairwise_probabilities(net, feats)
+                proj.append(net.project(net.features(x, dense_stride=stride)))
+            s = pairwise_from_projections(net, proj)
             out[:, k0:k1, l0:l1] = s[:, : k1 - k0, : l1 - l0].numpy()
             done += 1
             if progress is not None:
