@@ -71,10 +71,11 @@ def test_16bit_tiff_stack_stays_16bit(tmp_path, photo):
     srcs = [read_image(p) for p in paths]
     checked = 0
     for k, src in enumerate(srcs):
-        inner = cv2.erode((res.decision == k).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+        # the guided filter (radius 8) reaches 2 x 8 px: look further inside than that
+        inner = cv2.erode((res.decision == k).astype(np.uint8), np.ones((37, 37), np.uint8)).astype(bool)
         checked += inner.sum()
         assert np.mean(np.abs(fused[inner].astype(int) - src[inner]) <= 2) > 0.99
-    assert checked > 0.3 * fused.shape[0] * fused.shape[1]
+    assert checked > 0.1 * fused.shape[0] * fused.shape[1]
     gt16 = from_float(case.gt, np.uint16)
     assert psnr(fused, gt16) > 30.0
 
