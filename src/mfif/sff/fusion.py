@@ -163,7 +163,8 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     Returns
     -------
     FusionResult
-        ``scores`` (N, H, W) CNN scores (for two sources, ``scores[0]`` is P(A focused)),
+        ``scores``: for two sources ``(1, H, W)`` with P(A focused); for N sources ``(N, H, W)``
+        with each source's mean probability of being the sharper of a pair,
         ``maps['initial_decision']`` (step 2), ``decision`` (after step 3), ``weights``
         (after the guided filter) and ``fused``.
 
@@ -199,5 +200,6 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
         fused = seam_blend(fused, sources, decision, width=seam_width)
     fused = np.clip(fused, 0.0, 1.0)
     timings["fusion"] = time.perf_counter() - t0
-    return FusionResult(fused=fused, method="sff", decision=decision, weights=weights_maps, scores=scores,
+    return FusionResult(fused=fused, method="sff", decision=decision, weights=weights_maps,
+                        scores=scores[:1] if n == 2 else scores,
                         maps={"initial_decision": initial}, info={"timings": timings})
