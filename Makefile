@@ -19,8 +19,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Speed and memory of every method on one synthetic 1-MP colour pair (prints a table).
 bench: $(STAMP)
-	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_methods.py
+
+# The recipe of the shipped SFF weights (src/mfif/data/sff_weights.pt): the paper's recipe on
+# patches synthesised from the BSDS500 training photos; then copy runs/sff/best.pt and
+# best.json to src/mfif/data/sff_weights.pt / .json.
+TRAIN_IMAGES ?= ../shared/data/train_images
+train: $(STAMP)
+	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff --batch 32 --seed 0 --max-minutes 60
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info src/*.egg-info
