@@ -53,3 +53,20 @@ synth-paper-color: $(STAMP)
 
 # `make synth` (declared phony above) builds the gray paper-shaped set.
 synth: synth-paper
+
+# --- benchmark (issue 6): methods x data sets x metrics, see docs/benchmark.md ---------------
+# bench-quick: CI-sized (2 cases per data set). bench-paper: the full paper-shaped gray test split
+# (904 cases; read from data-synth/paper-gray when built, else synthesised on the fly, same cases),
+# 100 colour cases and every real pair, all methods, BENCH_JOBS worker processes.
+BENCH_JOBS ?= 2
+BENCH_OUT ?= bench-output
+BENCH_EXTRA ?=
+
+.PHONY: bench-quick bench-paper
+
+bench-quick: $(STAMP)
+	$(VENV)/bin/mfif bench --quick --out $(BENCH_OUT)/quick $(BENCH_EXTRA)
+
+bench-paper: $(STAMP)
+	$(VENV)/bin/mfif bench --datasets paper-gray,paper-color:100,classic,mffw2,mffw3 --jobs $(BENCH_JOBS) \
+		--out $(BENCH_OUT)/paper $(BENCH_EXTRA)
