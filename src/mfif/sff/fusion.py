@@ -137,7 +137,8 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     threshold : float
         Step 2 threshold on P(A focused) for two sources.
     min_region : float
-        Step 3: connected regions smaller than this fraction of the image are removed.
+        Step 3: connected regions smaller than this fraction of the image, divided by
+        ``N - 1`` for N sources, are removed.
     refine_band : float
         Step 3: pixels within this many px of a decision boundary are re-decided by a
         sum-modified-Laplacian over ``refine_window`` px (0 = off, the paper's step 3).
@@ -188,9 +189,12 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     initial = threshold_decision(scores[0], threshold=threshold) if n == 2 else argmax_decision(scores)
     timings["segmentation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    decision = remove_small_regions(initial, min_area=int(round(min_region * h * w)))
+    # a stack of N frames splits the image into about N regions: scale the minimum region
+    # with 1 / (N - 1) so that frames focused on small depth ranges are not absorbed
+    min_area = int(round(min_region * h * w / (n - 1)))
+    decision = remove_small_regions(initial, min_area=min_area)
     decision = refine_boundaries(decision, grays, band=refine_band, window=refine_window,
-                                 min_area=int(round(min_region * h * w / 10)))
+                                 min_area=min_area // 10)
     guide = to_gray(weighted_blend(sources, one_hot(decision, n)))
     weights_maps = refine_weights(decision, guide, n, radius=gf_radius, eps=gf_eps)
     timings["consistency"] = time.perf_counter() - t0
