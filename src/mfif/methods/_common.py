@@ -8,7 +8,8 @@ import numpy as np
 from ..errors import UsageError
 from ..io import to_gray
 
-__all__ = ["check_count", "luma", "luma_coeffs", "clip01", "MaxAbsSelector", "select_max_abs"]
+__all__ = ["check_count", "luma", "luma_coeffs", "clip01", "MaxAbsSelector", "select_max_abs",
+           "decide_and_blend"]
 
 # BT.601 luma weights, the same as :func:`mfif.io.to_gray` (MATLAB ``rgb2gray``).
 LUMA = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], np.float32)
@@ -82,3 +83,30 @@ def select_max_abs(coefs: Sequence[np.ndarray], colour: bool) -> np.ndarray:
     for c in coefs:
         sel.update(c, np.abs(luma_coeffs(c, colour)))
     return sel.coef
+
+
+def decide_and_blend(sources: Sequence[np.ndarray], grays: list[np.ndarray], scores: np.ndarray, *,
+                     min_region: float, gf_radius: int, gf_eps: float):
+    """Stages 2-4 shared by the focus-measure methods: arg-max decision, small-region removal,
+    guided-filter weights steered by the hard-decision luminance, weighted blend.
+
+    ``grays`` are the sources' luminance images (not modified).
+
+    Returns
+    -------
+    (initial, decision, weights, fused)
+    """
+    from ..blend import weighted_blend
+    from ..consistency import refine_weights, remove_small_regions
+    from ..decision import argmax_decision
+
+    n = len(sources)
+    h, w = sources[0].shape[:2]
+    initial = argmax_decision(scores)
+    min_area = int(round(float(min_region) * h * w))
+    decision = remove_small_regions(initial, min_area=min_area) if min_area > 0 else initial.copy()
+    guide = grays[0].copy()
+    for k in range(1, n):
+        np.copyto(guide, grays[k], where=decision == k)
+    weights = refine_weights(decision, guide, n, radius=int(gf_radius), eps=float(gf_eps))
+    return initial, decision, weights, clip01(weighted_blend(sources, weights))

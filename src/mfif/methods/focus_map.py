@@ -5,13 +5,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..blend import weighted_blend
-from ..consistency import refine_weights, remove_small_regions
-from ..decision import argmax_decision
 from ..errors import UsageError
 from ..focus import FOCUS_MEASURES
 from ..result import FusionResult
-from ._common import check_count, clip01, luma
+from ._common import check_count, decide_and_blend, luma
 
 __all__ = ["fuse_focus_map"]
 
@@ -67,19 +64,10 @@ def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", windo
     if measure not in FOCUS_MEASURES:
         raise UsageError(f"method focus-map: option measure={measure!r} must be one of "
                          + ", ".join(FOCUS_MEASURES))
-    n = len(sources)
-    h, w = sources[0].shape[:2]
     grays = [luma(s) for s in sources]
     func = FOCUS_MEASURES[measure]
     scores = np.stack([func(g, window=int(window)) for g in grays]).astype(np.float32, copy=False)
-    initial = argmax_decision(scores)
-    min_area = int(round(float(min_region) * h * w))
-    decision = remove_small_regions(initial, min_area=min_area) if min_area > 0 else initial.copy()
-    guide = grays[0].copy()
-    for k in range(1, n):
-        np.copyto(guide, grays[k], where=decision == k)
-    del grays
-    weights = refine_weights(decision, guide, n, radius=int(gf_radius), eps=float(gf_eps))
-    fused = weighted_blend(sources, weights)
-    return FusionResult(fused=clip01(fused), method="focus-map", decision=decision,
+    initial, decision, weights, fused = decide_and_blend(sources, grays, scores, min_region=min_region,
+                                                         gf_radius=gf_radius, gf_eps=gf_eps)
+    return FusionResult(fused=fused, method="focus-map", decision=decision,
                         weights=weights, scores=scores, maps={"initial_decision": initial})

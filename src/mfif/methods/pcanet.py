@@ -11,12 +11,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..blend import weighted_blend
-from ..consistency import refine_weights, remove_small_regions
-from ..decision import argmax_decision
 from ..errors import UsageError
 from ..result import FusionResult
-from ._common import check_count, clip01, luma
+from ._common import check_count, decide_and_blend, luma
 
 __all__ = ["PCANetFilters", "load_filters", "shipped_filters_path", "pcanet_energy", "pcanet_focus",
            "fuse_pcanet", "STAGES"]
@@ -233,19 +230,10 @@ def fuse_pcanet(sources: Sequence[np.ndarray], *, stage: str = "2", window: int 
     if stage not in STAGES:
         raise UsageError(f"method pcanet: option stage={stage!r} must be one of {', '.join(STAGES)}")
     bank = load_filters(filters or None)
-    n = len(sources)
-    h, w = sources[0].shape[:2]
     grays = [luma(s) for s in sources]
     scores = np.stack([pcanet_focus(g, bank, stage=stage, window=int(window)) for g in grays])
-    initial = argmax_decision(scores)
-    min_area = int(round(float(min_region) * h * w))
-    decision = remove_small_regions(initial, min_area=min_area) if min_area > 0 else initial.copy()
-    guide = grays[0].copy()
-    for k in range(1, n):
-        np.copyto(guide, grays[k], where=decision == k)
-    del grays
-    weights = refine_weights(decision, guide, n, radius=int(gf_radius), eps=float(gf_eps))
-    fused = weighted_blend(sources, weights)
-    return FusionResult(fused=clip01(fused), method="pcanet", decision=decision, weights=weights,
+    initial, decision, weights, fused = decide_and_blend(sources, grays, scores, min_region=min_region,
+                                                         gf_radius=gf_radius, gf_eps=gf_eps)
+    return FusionResult(fused=fused, method="pcanet", decision=decision, weights=weights,
                         scores=scores.astype(np.float32, copy=False), maps={"initial_decision": initial},
                         info={"filters": bank.meta.get("format", "?"), "stage": stage, "window": int(window)})
