@@ -235,7 +235,9 @@ def run(args) -> int:
         if args.jobs > 1 and total > 1:
             import multiprocessing as mp
 
-            ctx = mp.get_context("spawn" if sys.platform == "darwin" else None)
+            # spawn, never fork: a child forked after OpenCV/OpenMP thread pools have started
+            # can deadlock (it did, intermittently, in the test suite)
+            ctx = mp.get_context("spawn")
             with ctx.Pool(args.jobs, initializer=_worker_init) as pool:
                 for entry, res in zip(entries, pool.imap(_make_one, jobs, chunksize=4)):
                     entry.update(res)
