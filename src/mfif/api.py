@@ -16,9 +16,7 @@ __all__ = ["fuse", "prepare_sources"]
 
 def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[np.ndarray]:
     """Validate sources and convert them to float32 in [0, 1] (alpha dropped)."""
-    if isinstance(sources, np.ndarray) and sources.ndim >= 3 and sources.shape[0] >= 1 and sources.dtype != object:
-        sources = list(sources)
-    srcs = list(sources)
+    srcs = list(sources)  # a list of images or an NxHxW[xC] array
     check_sources(srcs, names)
     out = []
     for s in srcs:

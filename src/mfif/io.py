@@ -39,7 +39,6 @@ __all__ = [
     "from_float",
     "to_gray",
     "natural_key",
-    "describe_shape",
 ]
 
 
@@ -47,14 +46,6 @@ def natural_key(path: str | os.PathLike) -> list:
     """Sort key that orders ``img2`` before ``img10`` (natural sort)."""
     parts = re.split(r"(\d+)", str(path))
     return [int(p) if p.isdigit() else p.lower() for p in parts]
-
-
-def describe_shape(img: np.ndarray) -> str:
-    """Human description such as ``512x510 RGB uint8`` (width x height)."""
-    h, w = img.shape[:2]
-    ch = {2: "gray", 3: {1: "gray", 3: "RGB", 4: "RGBA"}.get(img.shape[-1], f"{img.shape[-1]}-channel")}
-    kind = ch[2] if img.ndim == 2 else ch[3]
-    return f"{w}x{h} {kind} {img.dtype}"
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -363,15 +354,16 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
         Unknown extension, unsupported dtype for the format, target is a protected input,
         or the directory is not writable.
     """
-    p = check_output_path(path, protect=protect)
+    p = Path(path)
     ext = p.suffix.lower()
-    parent = p.parent
     if img.dtype == np.float32 and ext not in (".tif", ".tiff"):
         raise UsageError(f"{p}: float images can only be written as TIFF")
     if img.dtype == np.uint16 and ext in (".jpg", ".jpeg", ".bmp"):
         raise UsageError(f"{p}: {ext} cannot hold 16-bit data; write .png or .tif")
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise UsageError(f"{p}: cannot write pixel type {img.dtype}")
+    check_output_path(p, protect=protect)
+    parent = p.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=ext, dir=parent)
     except OSError as exc:

@@ -37,8 +37,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from .align import _warp, align_stack, transform_parameters
 from .errors import UsageError
-from .io import read_image, to_float
+from .io import check_sources, from_float, read_image, to_float
 from .result import FusionResult
 
 #: Bytes of working memory per pixel per frame that a fusion method needs (float32 colour
@@ -192,14 +193,10 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     t_start = time.perf_counter()
     first = read_image(paths[0])
     shape, dtype = first.shape, first.dtype
-    from .io import check_sources
-
     alignment = None
     box = (0, 0, shape[1], shape[0])
     transforms = None
     if align:
-        from .align import align_stack
-
         work_size = 1024  # the working size align_stack is tuned for (its own default)
         smalls, scale = [], 1.0
         for i, p in enumerate(paths):
@@ -215,8 +212,6 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         x0, y0, x1, y1 = alignment.valid_box
         box = (math.ceil(x0 / scale), math.ceil(y0 / scale), min(shape[1], math.floor(x1 / scale)),
                min(shape[0], math.floor(y1 / scale)))
-        from .align import transform_parameters
-
         for i, t in enumerate(transforms):
             sc, rot, tx, ty = transform_parameters(t)
             log(f"frame {i} ({paths[i].name}): scale {sc:.4f} rotation {rot:+.3f} deg shift ({tx:+.2f}, {ty:+.2f}) px "
@@ -230,13 +225,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
             if i:
                 check_sources([first, img], [str(paths[0]), str(p)])
             if transforms is not None and not np.allclose(transforms[i], np.eye(3)):
-                t = transforms[i]
-                affine = abs(t[2, 0]) < 1e-12 and abs(t[2, 1]) < 1e-12
-                size = (shape[1], shape[0])
-                if affine:
-                    img = cv2.warpAffine(img, (t / t[2, 2])[:2], size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-                else:
-                    img = cv2.warpPerspective(img, t, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+                img = _warp(img, transforms[i], (shape[1], shape[0]), cv2.INTER_CUBIC, cv2.BORDER_REFLECT)
             cache.data[i] = img[by0:by1, bx0:bx1]
             prog("read", i + 1, n)
         del img, first
@@ -244,7 +233,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         t_tile = tile if tile else choose_tile(h, w, n, max_memory_mb=max_memory_mb, overlap=overlap)
         tiles = list(_tiles(h, w, t_tile, overlap))
         single = len(tiles) == 1
-        acc = np.zeros(out_shape, np.float32)
+        acc = None if single else np.zeros(out_shape, np.float32)
         wsum = None if single else np.zeros((h, w), np.float32)
         decision = None
         maps: dict[str, np.ndarray] = {}
@@ -278,8 +267,6 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
             prog("fuse", k + 1, len(tiles))
     if not single:
         acc /= (wsum[..., None] if acc.ndim == 3 else wsum)
-    from .io import from_float
-
     fused = from_float(np.clip(acc, 0.0, 1.0), dtype) if dtype != np.float32 else acc
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
     return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=len(tiles),

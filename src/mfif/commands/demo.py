@@ -66,7 +66,7 @@ def run(args) -> int:
         f8 = from_float(res.fused)
         if m == args.method:
             write_image(out / "fused.png", f8)
-            save_stage_maps(res, out / "maps", 2, protect=[])
+            save_stage_maps(res.stage_maps(), out / "maps", 2, protect=[])
         else:
             write_image(out / "compare" / f"{m}.png", f8)
         print(f"{m:<10} {ssim(f8, gt8):7.4f} {psnr(f8, gt8):8.2f} {dt:8.2f}")

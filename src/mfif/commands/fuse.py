@@ -68,11 +68,12 @@ def depth_preview(decision: np.ndarray, n: int) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
 
 
-def save_stage_maps(result, out_dir: Path, n: int, protect) -> list[Path]:
+def save_stage_maps(maps: dict, out_dir: Path, n: int, protect) -> list[Path]:
+    """Write each stage map (``FusionResult.stage_maps()``) as ``out_dir/NAME.png``."""
     from ..io import write_image
 
     written = []
-    for name, arr in result.stage_maps().items():
+    for name, arr in maps.items():
         kind = "decision" if "decision" in name else ("unit" if name.startswith(("weight", "score")) else "auto")
         written.append(write_image(out_dir / f"{name}.png", map_to_png(arr, kind=kind, n_sources=n), protect=protect))
     return written
@@ -132,10 +133,7 @@ def run(args) -> int:
     log(f"wrote {out} ({w}x{h} {res.fused.dtype}) in {res.info['seconds']:.2f} s"
         + (f", {res.tiles} tiles of {res.tile_size} px" if res.tiles > 1 else ""))
     if args.save_maps:
-        from ..result import FusionResult
-
-        shim = FusionResult(fused=res.fused, method=args.method, maps=res.maps)
-        written = save_stage_maps(shim, Path(args.save_maps), len(paths), protect)
+        written = save_stage_maps(res.maps, Path(args.save_maps), len(paths), protect)
         log(f"wrote {len(written)} maps to {args.save_maps}")
     if args.depth_map:
         dm = Path(args.depth_map)

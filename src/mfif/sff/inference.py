@@ -39,16 +39,6 @@ def pairwise_from_projections(net, proj: list[tuple[torch.Tensor, torch.Tensor]]
     return scores / (n - 1)
 
 
-def pairwise_probabilities(net, feats: list[torch.Tensor]) -> torch.Tensor:
-    """Mean probability that each source beats every other source, ``(N, h, w)``.
-
-    For two sources this is ``[p, 1 - p]`` with ``p = sigmoid(logit(A, B))``. The FC layer is
-    applied once per source (:meth:`SFFNet.project`), so each of the N(N-1)/2 pairs costs
-    only element-wise work.
-    """
-    return pairwise_from_projections(net, [net.project(f) for f in feats])
-
-
 @torch.inference_mode()
 def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int = 512, threads: int = 0,
                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
