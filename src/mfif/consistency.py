@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["remove_small_regions", "guided_filter", "refine_weights", "normalize_weights"]
+__all__ = ["remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights"]
 
 
 def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
@@ -26,9 +26,10 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
 
     Every 4-connected region (of any label) with fewer than ``min_area`` pixels is removed
     and its pixels take the label of the nearest pixel that belongs to a region large enough
-    to keep (Euclidean distance transform). With two labels this flips small islands and
-    fills small holes; nested small regions are resolved in the same pass. Fully vectorised:
-    the cost does not grow with the number of regions.
+    to keep (OpenCV's distance transform with nearest-pixel labels, 5x5 chamfer metric, which
+    is within a few per cent of Euclidean). With two labels this flips small islands and fills
+    small holes; nested small regions are resolved in the same pass. Fully vectorised: the
+    cost does not grow with the number of regions.
 
     Parameters
     ----------
@@ -43,8 +44,6 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
     ndarray
         ``HxW`` int16 label map.
     """
-    from scipy import ndimage
-
     d = np.asarray(decision).astype(np.int16, copy=True)
     if min_area <= 1:
         return d
@@ -57,8 +56,20 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
         small |= (area[comp] < min_area) & (mask > 0)
     if not small.any() or small.all():
         return d
-    _, (iy, ix) = ndimage.distance_transform_edt(small, return_indices=True)
-    return d[iy, ix].astype(np.int16)
+    return fill_from_nearest(d, small)
+
+
+def fill_from_nearest(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Give every ``holes`` pixel the value of the nearest non-hole pixel of ``labels``.
+
+    Nearest in OpenCV's 5x5 chamfer approximation of the Euclidean distance
+    (``cv2.distanceTransformWithLabels`` with one label per seed pixel; seeds are numbered in
+    raster order). ``holes`` must leave at least one seed.
+    """
+    _, nearest = cv2.distanceTransformWithLabels(holes.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    seeds = labels[~holes]  # raster order, the order OpenCV numbers the seed pixels in
+    return seeds[nearest - 1].astype(labels.dtype, copy=False)
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int, eps: float) -> np.ndarray:

@@ -51,7 +51,7 @@ from .model import PATCH
 from .weights import load_model
 
 
-def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 4, tile: int = 512,
+def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 4, tile: int = 384,
                threads: int = 0, scale: float = 1.0, progress: Callable | None = None) -> np.ndarray:
     """Step 1: full-resolution focus-score maps ``(N, H, W)`` in [0, 1] for gray sources.
 
@@ -73,8 +73,9 @@ def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 
 
 
 def boundary_distance(decision: np.ndarray) -> np.ndarray:
-    """Distance (px) of every pixel to the nearest pixel whose 4-neighbour has another label."""
-    from scipy import ndimage
+    """Euclidean distance (px) of every pixel to the nearest pixel whose 4-neighbour has another
+    label (0 on such pixels; ``inf`` everywhere for a map with one label)."""
+    import cv2
 
     d = np.asarray(decision)
     edge = np.zeros(d.shape, bool)
@@ -86,7 +87,7 @@ def boundary_distance(decision: np.ndarray) -> np.ndarray:
     edge[:-1, :] |= diff_y
     if not edge.any():
         return np.full(d.shape, np.inf, np.float32)
-    return ndimage.distance_transform_edt(~edge).astype(np.float32)
+    return cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
 def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band: float, window: int = 5,
@@ -124,7 +125,7 @@ def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.nd
 
 def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float = 0.5, min_region: float = 0.01,
              refine_band: float = 16.0, refine_window: int = 5, gf_radius: int = 2, gf_eps: float = 0.001,
-             seam: str = "laplacian", seam_width: float = 4.0, stride: int = 4, tile: int = 512,
+             seam: str = "laplacian", seam_width: float = 4.0, stride: int = 4, tile: int = 384,
              threads: int = 0, scale: float = 1.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with Semantic Focus Fusion.
 
@@ -156,7 +157,7 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     tile : int
         Tile side (px) of the CNN pass; bounds memory on large images.
     threads : int
-        Torch CPU threads (0 = all cores).
+        CPU worker threads of the CNN pass (0 = all cores).
     scale : float
         Run the CNN on copies downscaled by this factor (0.5 = 4x faster); the later steps
         stay at full resolution.
