@@ -16,7 +16,8 @@ where (``mask``). Data sets come from
 
 For every method and case, :func:`run_bench` fuses the sources with :func:`mfif.fuse`, times
 the call, records its peak memory, quantises the result to the sources' bit depth (as writing
-it would) and measures it with :func:`mfif.metrics.evaluate` plus two measures defined here
+it would) and measures it with :func:`mfif.metrics.evaluate` (through
+:class:`mfif.metrics.CaseMetrics`, prepared once per case) plus two measures defined here
 (:func:`sharpness_ratio`, :func:`artifact_rate`). A method that fails is reported, never fatal.
 :func:`write_report` writes ``results.csv`` (one row per case and method), ``summary.csv``
 (mean and standard deviation per data set and method), ``summary.md`` (tables, the paper's
@@ -544,7 +545,14 @@ def sharpness_ratio(fused, reference) -> float:
     gr = _gradient_energy(as_gray255(reference))
     if gr <= 0:
         return float("nan")
-    return 100.0 * _gradient_energy(as_gray255(fused)) / gr
+    return _sharpness(as_gray255(fused), gr)
+
+
+def _sharpness(fused_gray: np.ndarray, reference_energy: float) -> float:
+    """:func:`sharpness_ratio` from the gray fused image and the reference's gradient energy."""
+    if reference_energy <= 0:
+        return float("nan")
+    return 100.0 * _gradient_energy(fused_gray) / reference_energy
 
 
 def artifact_rate(fused, reference, *, threshold: float = ARTIFACT_THRESHOLD) -> float:
@@ -560,7 +568,13 @@ def artifact_rate(fused, reference, *, threshold: float = ARTIFACT_THRESHOLD) ->
     f, r = as_gray255(fused), as_gray255(reference)
     if f.shape != r.shape:
         raise UsageError(f"fused image is {f.shape[1]}x{f.shape[0]} but reference is {r.shape[1]}x{r.shape[0]}")
-    return 100.0 * float(np.mean(np.abs(f - r) > threshold))
+    return _artifacts(f, r, threshold)
+
+
+def _artifacts(fused_gray: np.ndarray, reference_gray: np.ndarray,
+               threshold: float = ARTIFACT_THRESHOLD) -> float:
+    """:func:`artifact_rate` of two gray 0..255 images of the same size."""
+    return 100.0 * float(np.mean(np.abs(fused_gray - reference_gray) > threshold))
 
 
 # --------------------------------------------------------------------------------------------
@@ -754,16 +768,52 @@ def _fuse_timed(method: str, data: CaseData, params: dict) -> tuple[dict, np.nda
     return row, fused, res.decision
 
 
-def _metrics(fused: np.ndarray, decision: np.ndarray | None, data: CaseData) -> dict:
-    """Every metric of one fused image (``status``, metric values or ``error``)."""
-    from .metrics import evaluate
+@dataclass
+class _CaseScorer:
+    """What the metrics of one case need from its sources, ground truth and mask, computed
+    once for all its fused images: :class:`mfif.metrics.CaseMetrics` and the gray ground truth
+    with its gradient energy (for :func:`sharpness_ratio` and :func:`artifact_rate`)."""
+
+    metrics: object  # mfif.metrics.CaseMetrics
+    gt_gray: np.ndarray | None
+    gt_energy: float | None
+
+
+def _prepare_metrics(data: CaseData) -> _CaseScorer | None:
+    """The :class:`_CaseScorer` of a case, or None when it cannot be built (bad inputs): then
+    :func:`_metrics` measures each fused image on its own and reports the error per method."""
+    from .metrics import CaseMetrics, as_gray255
+
+    try:
+        cm = CaseMetrics(data.sources, reference=data.gt, mask=data.mask)
+        g = as_gray255(data.gt) if data.gt is not None else None
+        return _CaseScorer(cm, g, _gradient_energy(g) if g is not None else None)
+    except Exception:  # noqa: BLE001 - the per-image path reports it
+        return None
+
+
+def _metrics(fused: np.ndarray, decision: np.ndarray | None, data: CaseData,
+             scorer: _CaseScorer | None = None) -> dict:
+    """Every metric of one fused image (``status``, metric values or ``error``).
+
+    ``scorer`` (from :func:`_prepare_metrics` on ``data``) holds the case's source-side terms;
+    the values are the same with or without it.
+    """
+    from .metrics import as_gray255, evaluate
 
     try:
         dec = decision if (data.mask is not None and decision is not None) else None
-        vals = evaluate(fused, data.sources, reference=data.gt, mask=data.mask, decision=dec)
-        if data.gt is not None:
-            vals["sharpness"] = sharpness_ratio(fused, data.gt)
-            vals["artifacts"] = artifact_rate(fused, data.gt)
+        if scorer is None:
+            vals = evaluate(fused, data.sources, reference=data.gt, mask=data.mask, decision=dec)
+            if data.gt is not None:
+                vals["sharpness"] = sharpness_ratio(fused, data.gt)
+                vals["artifacts"] = artifact_rate(fused, data.gt)
+        else:
+            vals = scorer.metrics.evaluate(fused, decision=dec)
+            if data.gt is not None:
+                fg = as_gray255(fused)
+                vals["sharpness"] = _sharpness(fg, scorer.gt_energy)
+                vals["artifacts"] = _artifacts(fg, scorer.gt_gray)
         out = {k: float(v) for k, v in vals.items() if v is not None and not math.isnan(v)}
         out["status"] = "ok"
         return out
@@ -789,7 +839,8 @@ def _run_case(spec: CaseSpec, methods: Sequence[str], params: dict, keep: bool,
     """All methods on one case (runs in the main process or a worker).
 
     The fusions run first, one at a time (timed); then the metrics of all results, in
-    ``metric_threads`` threads.
+    ``metric_threads`` threads, against the case's source-side terms prepared once
+    (:func:`_prepare_metrics`).
     """
     base = {"dataset": spec.dataset, "case": spec.name}
     memory_probe()
@@ -805,15 +856,17 @@ def _run_case(spec: CaseSpec, methods: Sequence[str], params: dict, keep: bool,
         rows.append({**base, "method": m, **row})
         if img is not None:
             fused[m], decisions[m] = img, dec
-    # 2. the metrics, untimed, in threads (NumPy, SciPy and OpenCV release the GIL)
+    # 2. the metrics, untimed, in threads (NumPy, SciPy and OpenCV release the GIL); the
+    #    source-side terms once per case, shared read-only by every method's evaluation
     todo = [m for m in methods if m in fused]
+    scorer = _prepare_metrics(data) if todo else None
     if metric_threads > 1 and len(todo) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(metric_threads, len(todo))) as ex:
-            vals = dict(zip(todo, ex.map(lambda m: _metrics(fused[m], decisions[m], data), todo)))
+            vals = dict(zip(todo, ex.map(lambda m: _metrics(fused[m], decisions[m], data, scorer), todo)))
     else:
-        vals = {m: _metrics(fused[m], decisions[m], data) for m in todo}
+        vals = {m: _metrics(fused[m], decisions[m], data, scorer) for m in todo}
     for row in rows:
         if row["method"] in vals:
             row.update(vals[row["method"]])

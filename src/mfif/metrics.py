@@ -52,6 +52,7 @@ __all__ = [
     "qcb",
     "ssim_avg",
     "evaluate",
+    "CaseMetrics",
 ]
 
 #: Metric names returned by :func:`evaluate`, in order, with a one-line description each.
@@ -170,12 +171,17 @@ def _pair(img, ref, names=("image", "reference")) -> tuple[np.ndarray, np.ndarra
     return as_gray255(a), as_gray255(b)
 
 
-def _fused_sources(fused, sources) -> tuple[np.ndarray, list[np.ndarray]]:
+def _source_list(sources) -> list:
     if isinstance(sources, np.ndarray) and sources.ndim >= 3 and sources.dtype != object:
         sources = list(sources)
     srcs = list(sources)
     if len(srcs) < 2:
         raise UsageError(f"need at least 2 sources, got {len(srcs)}")
+    return srcs
+
+
+def _fused_sources(fused, sources) -> tuple[np.ndarray, list[np.ndarray]]:
+    srcs = _source_list(sources)
     f = np.asarray(fused)
     for i, s in enumerate(srcs):
         s = np.asarray(s)
@@ -328,8 +334,13 @@ def _psnr255(x: np.ndarray, y: np.ndarray, where: np.ndarray | None = None) -> f
     d = x - y
     if where is not None:
         d = d[where]
-        if d.size == 0:
-            return math.nan
+    return _psnr_of_diff(d)
+
+
+def _psnr_of_diff(d: np.ndarray) -> float:
+    """PSNR from the differences ``x - y`` (NaN when there are none)."""
+    if d.size == 0:
+        return math.nan
     mse = float(np.mean(d * d))
     if mse == 0.0:
         return math.inf
@@ -496,6 +507,10 @@ def decision_accuracy(decision, mask) -> float:
        303-338, 2010 (pixel accuracy and IoU as segmentation measures).
     """
     d, m = _decision_mask(decision, mask)
+    return _accuracy(d, m)
+
+
+def _accuracy(d: np.ndarray, m: np.ndarray) -> float:
     return float(np.mean(d == m))
 
 
@@ -516,6 +531,10 @@ def decision_iou(decision, mask) -> float:
        303-338, 2010.
     """
     d, m = _decision_mask(decision, mask)
+    return _iou(d, m)
+
+
+def _iou(d: np.ndarray, m: np.ndarray) -> float:
     lo = min(int(d.min()), int(m.min()))
     hi = max(int(d.max()), int(m.max()))
     if hi - lo < 65536:
@@ -553,12 +572,20 @@ def boundary_fscore(decision, mask, *, tol: float = 2) -> float:
        "Learning to detect natural image boundaries...", TPAMI 26(5), 2004.
     """
     d, m = _decision_mask(decision, mask)
-    bd, bm = _boundary(d), _boundary(m)
+    return _fscore(d, _boundary(m), tol)
+
+
+def _fscore(d: np.ndarray, bm: np.ndarray, tol: float, near_bm: np.ndarray | None = None) -> float:
+    """Boundary F-score of labels ``d`` against the mask boundary ``bm``; ``near_bm`` is
+    ``_near(bm, tol)`` when the caller has it already."""
+    bd = _boundary(d)
     if not bd.any() and not bm.any():
         return 1.0
     if not bd.any() or not bm.any():
         return 0.0
-    precision = float(np.mean(_near(bm, tol)[bd]))
+    if near_bm is None:
+        near_bm = _near(bm, tol)
+    precision = float(np.mean(near_bm[bd]))
     recall = float(np.mean(_near(bd, tol)[bm]))
     if precision + recall == 0:
         return 0.0
@@ -585,23 +612,36 @@ def _sobel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return g, a
 
 
+class _QabfSources:
+    """Source side of Q^AB/F: each source's Sobel strength, orientation and edge weight."""
+
+    def __init__(self, srcs: Sequence[np.ndarray]):
+        self.terms = []
+        den = 0.0
+        for s in srcs:
+            gs, as_ = _sobel(s)
+            w = gs ** _QABF["L"]
+            self.terms.append((gs, as_, w))
+            den += float(np.sum(w))
+        self.den = den
+
+    def score(self, f: np.ndarray) -> float:
+        p = _QABF
+        gf, af = _sobel(f)
+        num = 0.0
+        for gs, as_, w in self.terms:
+            hi = np.maximum(gs, gf)
+            G = np.zeros_like(hi)
+            np.divide(np.minimum(gs, gf), hi, out=G, where=hi > 0)
+            A = 1.0 - np.abs(as_ - af) * (2.0 / np.pi)
+            Qg = p["Tg"] / (1.0 + np.exp(p["kg"] * (G - p["Dg"])))
+            Qa = p["Ta"] / (1.0 + np.exp(p["ka"] * (A - p["Da"])))
+            num += float(np.sum(Qg * Qa * w))
+        return num / self.den if self.den > 0 else math.nan
+
+
 def _qabf255(f: np.ndarray, srcs: Sequence[np.ndarray]) -> float:
-    p = _QABF
-    gf, af = _sobel(f)
-    num = 0.0
-    den = 0.0
-    for s in srcs:
-        gs, as_ = _sobel(s)
-        hi = np.maximum(gs, gf)
-        G = np.zeros_like(hi)
-        np.divide(np.minimum(gs, gf), hi, out=G, where=hi > 0)
-        A = 1.0 - np.abs(as_ - af) * (2.0 / np.pi)
-        Qg = p["Tg"] / (1.0 + np.exp(p["kg"] * (G - p["Dg"])))
-        Qa = p["Ta"] / (1.0 + np.exp(p["ka"] * (A - p["Da"])))
-        w = gs ** p["L"]
-        num += float(np.sum(Qg * Qa * w))
-        den += float(np.sum(w))
-    return num / den if den > 0 else math.nan
+    return _QabfSources(srcs).score(f)
 
 
 def qabf(fused, sources) -> float:
@@ -669,17 +709,29 @@ def _entropy(counts: np.ndarray) -> float:
     return float(-np.sum(p * np.log2(p)))
 
 
+class _QmiSources:
+    """Source side of Q_MI: each source's rescaled levels (times 256) and entropy."""
+
+    def __init__(self, srcs: Sequence[np.ndarray]):
+        self.terms = []
+        for s in srcs:
+            si = _rescale_round(s).ravel()
+            self.terms.append((si * 256, _entropy(np.bincount(si, minlength=256))))
+
+    def score(self, f: np.ndarray, levels: np.ndarray | None = None) -> float:
+        """Q_MI of ``f``; ``levels`` is ``_rescale_round(f)`` when the caller has it already."""
+        fi = (_rescale_round(f) if levels is None else levels).ravel()
+        hf = _entropy(np.bincount(fi, minlength=256))
+        total = 0.0
+        for si256, hs in self.terms:
+            hsf = _entropy(np.bincount(si256 + fi, minlength=256 * 256))
+            mi = hs + hf - hsf
+            total += mi / (hs + hf) if hs + hf > 0 else 0.0
+        return 4.0 * total / len(self.terms)
+
+
 def _qmi255(f: np.ndarray, srcs: Sequence[np.ndarray]) -> float:
-    fi = _rescale_round(f).ravel()
-    hf = _entropy(np.bincount(fi, minlength=256))
-    total = 0.0
-    for s in srcs:
-        si = _rescale_round(s).ravel()
-        hs = _entropy(np.bincount(si, minlength=256))
-        hsf = _entropy(np.bincount(si * 256 + fi, minlength=256 * 256))
-        mi = hs + hf - hsf
-        total += mi / (hs + hf) if hs + hf > 0 else 0.0
-    return 4.0 * total / len(srcs)
+    return _QmiSources(srcs).score(f)
 
 
 def qmi(fused, sources) -> float:
@@ -725,28 +777,40 @@ def qmi(fused, sources) -> float:
 _QY_CONSTANTS = {"wang": (_C1, _C2), "toolbox": (2e-16, 2e-16)}
 
 
-def _qy255(f: np.ndarray, srcs: Sequence[np.ndarray], constants: str = "wang") -> float:
-    if constants not in _QY_CONSTANTS:
-        raise UsageError(f"constants must be one of {', '.join(_QY_CONSTANTS)}, got {constants!r}")
-    c1, c2 = _QY_CONSTANTS[constants]
-    _check_min_size(f.shape, 7, "Q_Y")
-    k = _gauss1d(7, 1.5)
-    lf = _Local(f, k)
-    loc = [_Local(s, k) for s in srcs]
-    sf = [_ssim_from(l, lf, c1, c2) for l in loc]
-    total = 0.0
-    npairs = 0
-    for i in range(len(srcs)):
-        for j in range(i + 1, len(srcs)):
-            sab = _ssim_from(loc[i], loc[j], c1, c2)
-            va, vb = loc[i].var, loc[j].var
-            vs = va + vb
-            lam = np.full_like(vs, 0.5)
-            np.divide(va, vs, out=lam, where=vs > 0)
-            q = np.where(sab >= 0.75, lam * sf[i] + (1.0 - lam) * sf[j], np.maximum(sf[i], sf[j]))
+class _QySources:
+    """Source side of Q_Y: local statistics of each source; per pair of sources the
+    similarity test ``SSIM(A,B) >= 0.75`` and the weights ``lambda``, ``1 - lambda``."""
+
+    def __init__(self, srcs: Sequence[np.ndarray], constants: str = "wang"):
+        if constants not in _QY_CONSTANTS:
+            raise UsageError(f"constants must be one of {', '.join(_QY_CONSTANTS)}, "
+                             f"got {constants!r}")
+        self.c1, self.c2 = _QY_CONSTANTS[constants]
+        _check_min_size(srcs[0].shape, 7, "Q_Y")
+        self.k = _gauss1d(7, 1.5)
+        self.loc = [_Local(s, self.k) for s in srcs]
+        self.pairs = []
+        for i in range(len(srcs)):
+            for j in range(i + 1, len(srcs)):
+                sab = _ssim_from(self.loc[i], self.loc[j], self.c1, self.c2)
+                va, vb = self.loc[i].var, self.loc[j].var
+                vs = va + vb
+                lam = np.full_like(vs, 0.5)
+                np.divide(va, vs, out=lam, where=vs > 0)
+                self.pairs.append((i, j, sab >= 0.75, lam, 1.0 - lam))
+
+    def score(self, f: np.ndarray) -> float:
+        lf = _Local(f, self.k)
+        sf = [_ssim_from(l, lf, self.c1, self.c2) for l in self.loc]
+        total = 0.0
+        for i, j, similar, lam, rest in self.pairs:
+            q = np.where(similar, lam * sf[i] + rest * sf[j], np.maximum(sf[i], sf[j]))
             total += float(q.mean())
-            npairs += 1
-    return total / npairs
+        return total / len(self.pairs)
+
+
+def _qy255(f: np.ndarray, srcs: Sequence[np.ndarray], constants: str = "wang") -> float:
+    return _QySources(srcs, constants).score(f)
 
 
 def qy(fused, sources, *, constants: str = "wang") -> float:
@@ -829,27 +893,44 @@ def _masked_contrast(x: np.ndarray, csf: np.ndarray) -> np.ndarray:
     return _CB_K * (c2 * c) / (_CB_H * c2 + _CB_Z)
 
 
+class _QcbSources:
+    """Source side of Q_CB: the CSF, each source's masked contrast and saliency, and the sum
+    of the saliencies."""
+
+    def __init__(self, srcs: Sequence[np.ndarray], csf: str = "dog"):
+        if csf not in _CSF_NAMES:
+            raise UsageError(f"csf must be one of {', '.join(_CSF_NAMES)}, got {csf!r}")
+        self.csf = _csf(srcs[0].shape, csf)
+        self.terms = []
+        den = np.zeros(srcs[0].shape, dtype=np.float64)
+        for src in srcs:
+            cs = _masked_contrast(_rescale_round(src).astype(np.float64), self.csf)
+            sal = cs * cs
+            den += sal
+            self.terms.append((cs, sal))
+        self.den, self.salient = den, den > 0
+
+    def score(self, f: np.ndarray, levels: np.ndarray | None = None) -> float:
+        """Q_CB of ``f``; ``levels`` is ``_rescale_round(f)`` when the caller has it already."""
+        cf = _masked_contrast((_rescale_round(f) if levels is None else levels).astype(np.float64),
+                              self.csf)
+        num = np.zeros_like(cf)
+        qsum = np.zeros_like(cf)
+        for cs, sal in self.terms:
+            hi = np.maximum(cs, cf)
+            q = np.ones_like(hi)
+            np.divide(np.minimum(cs, cf), hi, out=q, where=hi > 0)
+            num += sal * q
+            qsum += q
+        # saliency weights lambda_i = C_i'^2 / sum_j C_j'^2; equal weights where every source
+        # is flat
+        qmap = qsum / len(self.terms)
+        np.divide(num, self.den, out=qmap, where=self.salient)
+        return float(qmap.mean())
+
+
 def _qcb255(f: np.ndarray, srcs: Sequence[np.ndarray], csf: str = "dog") -> float:
-    if csf not in _CSF_NAMES:
-        raise UsageError(f"csf must be one of {', '.join(_CSF_NAMES)}, got {csf!r}")
-    s = _csf(f.shape, csf)
-    cf = _masked_contrast(_rescale_round(f).astype(np.float64), s)
-    num = np.zeros_like(cf)
-    den = np.zeros_like(cf)
-    qsum = np.zeros_like(cf)
-    for src in srcs:
-        cs = _masked_contrast(_rescale_round(src).astype(np.float64), s)
-        hi = np.maximum(cs, cf)
-        q = np.ones_like(hi)
-        np.divide(np.minimum(cs, cf), hi, out=q, where=hi > 0)
-        sal = cs * cs
-        num += sal * q
-        den += sal
-        qsum += q
-    # saliency weights lambda_i = C_i'^2 / sum_j C_j'^2; equal weights where every source is flat
-    qmap = qsum / len(srcs)
-    np.divide(num, den, out=qmap, where=den > 0)
-    return float(qmap.mean())
+    return _QcbSources(srcs, csf).score(f)
 
 
 def qcb(fused, sources, *, csf: str = "dog") -> float:
@@ -908,9 +989,20 @@ def qcb(fused, sources, *, csf: str = "dog") -> float:
 # no-reference: mean SSIM to the sources
 # --------------------------------------------------------------------------------------------
 
+class _SsimAvgSources:
+    """Source side of the mean SSIM to the sources: each source's 11x11 local statistics."""
+
+    def __init__(self, srcs: Sequence[np.ndarray]):
+        self.loc = [_local11(s) for s in srcs]
+
+    def score(self, lf: _Local) -> float:
+        """Mean SSIM of the fused image, given by its :func:`_local11` statistics."""
+        return float(np.mean([_ssim_map255(lf, ls).mean() for ls in self.loc]))
+
+
 def _ssim_avg255(f, srcs: Sequence[np.ndarray]) -> float:
     lf = f if isinstance(f, _Local) else _local11(f)
-    return float(np.mean([_ssim_map255(lf, s).mean() for s in srcs]))
+    return _SsimAvgSources(srcs).score(lf)
 
 
 def ssim_avg(fused, sources) -> float:
@@ -941,6 +1033,9 @@ def ssim_avg(fused, sources) -> float:
 def evaluate(fused, sources, *, reference=None, mask=None, decision=None,
              k: float = 10, tol: float = 2) -> dict[str, float]:
     """Every metric that the given inputs allow, by name.
+
+    To score several fused images of the same sources, :class:`CaseMetrics` computes the
+    source-side terms once and gives the same values.
 
     Parameters
     ----------
@@ -973,31 +1068,183 @@ def evaluate(fused, sources, *, reference=None, mask=None, decision=None,
         Fewer than two sources, or any input whose size differs from ``fused``.
     """
     f, srcs = _fused_sources(fused, sources)
-    out: dict[str, float] = {}
     m = _labels(mask, "mask", f.shape) if mask is not None else None
+    g = None
     if reference is not None:
         r = np.asarray(reference)
         if r.shape[:2] != f.shape[:2]:
             raise UsageError(f"fused image is {_wh(f.shape)} but reference is {_wh(r.shape)}; "
                              "sizes must match")
         g = as_gray255(r)
-        lf = _local11(f)
-        smap = _ssim_map255(lf, g)
-        out["ssim"] = float(smap.mean())
-        out["psnr"] = _psnr255(f, g)
-        if m is not None:
+    # one image: the source-side terms are built when needed and dropped after use
+    return CaseMetrics._from_gray(srcs, g, m, k, tol, keep=False)._score(f, decision)
+
+
+#: The no-reference metrics whose source-side terms :class:`CaseMetrics` keeps.
+_SOURCE_PARTS = {
+    "qabf": _QabfSources,
+    "qmi": _QmiSources,
+    "qy": _QySources,
+    "qcb": _QcbSources,
+    "ssim_avg": _SsimAvgSources,
+}
+
+
+class CaseMetrics:
+    """The metrics of one case (sources, reference, mask), prepared for many fused images.
+
+    Everything that depends only on the sources, the reference or the mask is computed once,
+    here: the gray images, each source's Sobel gradients (Q^AB/F), levels and entropy (Q_MI),
+    local statistics and the source-to-source SSIM and weights (Q_Y, ``ssim_avg``), masked
+    contrast and saliency (Q_CB), the reference's local statistics (``ssim``), the boundary
+    band of the mask and the mask's boundary (``boundary_f``). :meth:`evaluate` then computes
+    only the fused-image terms, and returns exactly what :func:`evaluate` returns for the same
+    inputs (same keys, same floating-point values).
+
+    Parameters
+    ----------
+    sources : sequence of ndarray
+        Two or more sources of one height and width (see :func:`as_gray255` for dtypes).
+    reference : ndarray, optional
+        Ground-truth all-in-focus image: adds ``ssim``, ``psnr`` and, with ``mask``,
+        ``ssim_band``, ``psnr_band``.
+    mask : ndarray, optional
+        ``HxW`` ground-truth label map; with a decision map passed to :meth:`evaluate` adds
+        ``accuracy``, ``iou`` and ``boundary_f``.
+    k, tol : float, keyword-only
+        Band half-width and boundary tolerance in pixels, as in :func:`evaluate`.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(H, W)`` of the sources.
+    n_sources : int
+        Number of sources.
+    k, tol : float
+        As given.
+
+    Raises
+    ------
+    UsageError
+        Fewer than two sources, sources, reference or mask of different sizes, images too
+        small for the windowed metrics (Q_Y 7x7, SSIM 11x11), or ``k < 0`` with a reference
+        and a mask.
+
+    Notes
+    -----
+    The object holds about a dozen float64 images per source (plus a few for the reference
+    and mask), so it suits images up to a few megapixels; :func:`evaluate` on one image keeps
+    only one metric's terms at a time. :meth:`evaluate` does not modify the object, so several
+    threads may call it at once.
+
+    Examples
+    --------
+    >>> case = CaseMetrics([a, b], reference=gt, mask=mask)      # doctest: +SKIP
+    >>> rows = [case.evaluate(f, decision=d) for f, d in results]  # doctest: +SKIP
+    """
+
+    def __init__(self, sources, *, reference=None, mask=None, k: float = 10, tol: float = 2):
+        raw = [np.asarray(s) for s in _source_list(sources)]
+        shape = raw[0].shape[:2]
+        for i, s in enumerate(raw[1:], start=2):
+            if s.shape[:2] != shape:
+                raise UsageError(f"source {i} is {_wh(s.shape)} but source 1 is {_wh(shape)}; "
+                                 "sizes must match")
+        srcs = [as_gray255(s) for s in raw]
+        m = _labels(mask, "mask", shape) if mask is not None else None
+        g = None
+        if reference is not None:
+            r = np.asarray(reference)
+            if r.shape[:2] != shape:
+                raise UsageError(f"reference is {_wh(r.shape)} but the sources are {_wh(shape)}; "
+                                 "sizes must match")
+            g = as_gray255(r)
+        self._setup(srcs, g, m, k, tol, keep=True)
+
+    @classmethod
+    def _from_gray(cls, srcs, g, m, k, tol, *, keep: bool) -> "CaseMetrics":
+        """From inputs already checked and brought to gray 0..255 (and int64 labels)."""
+        self = cls.__new__(cls)
+        self._setup(srcs, g, m, k, tol, keep=keep)
+        return self
+
+    def _setup(self, srcs, g, m, k, tol, *, keep: bool) -> None:
+        self.shape = srcs[0].shape
+        self.n_sources = len(srcs)
+        self.k, self.tol = k, tol
+        self._srcs, self._ref, self._mask = srcs, g, m
+        if g is not None:
+            _check_min_size(g.shape, _SSIM_WIN, "SSIM")
+        # with keep=False (one image) the reference's statistics are found when needed
+        self._lr = _local11(g) if keep and g is not None else None
+        self._band = None
+        if g is not None and m is not None:
             if k < 0:
                 raise UsageError(f"band width k must be >= 0, got {k}")
             band = _near(_boundary(m), float(k))
-            out["ssim_band"] = _band_ssim255(f, g, band, smap)
-            out["psnr_band"] = _psnr255(f, g, band)
-    if decision is not None and m is not None:
-        out["accuracy"] = decision_accuracy(decision, m)
-        out["iou"] = decision_iou(decision, m)
-        out["boundary_f"] = boundary_fscore(decision, m, tol=tol)
-    out["qabf"] = _qabf255(f, srcs)
-    out["qmi"] = _qmi255(f, srcs)
-    out["qy"] = _qy255(f, srcs)
-    out["qcb"] = _qcb255(f, srcs)
-    out["ssim_avg"] = _ssim_avg255(lf if reference is not None else f, srcs)
-    return {name: out[name] for name in METRICS if name in out and not math.isnan(out[name])}
+            r = _SSIM_WIN // 2
+            sel = band[r:band.shape[0] - r, r:band.shape[1] - r]  # band pixels of the SSIM map
+            self._band, self._band_sel, self._band_any = band, sel, bool(sel.any())
+            self._ref_band = g[band]
+        # with keep=False (one image) these are found when a decision map needs them
+        self._bm = _boundary(m) if keep and m is not None else None
+        self._near_bm = _near(self._bm, tol) if keep and m is not None else None
+        self._parts = {name: part(srcs) for name, part in _SOURCE_PARTS.items()} if keep else {}
+
+    def _part(self, name: str):
+        part = self._parts.get(name)
+        return part if part is not None else _SOURCE_PARTS[name](self._srcs)
+
+    def evaluate(self, fused, decision=None) -> dict[str, float]:
+        """Every metric of one fused image, as :func:`evaluate` with this case's inputs.
+
+        Parameters
+        ----------
+        fused : ndarray
+            Fused image of the sources' height and width.
+        decision : ndarray, optional
+            ``HxW`` decision map of source indices; used only when the case has a mask.
+
+        Returns
+        -------
+        dict of str to float
+            The same dictionary as ``evaluate(fused, sources, reference=..., mask=...,
+            decision=decision, k=..., tol=...)``.
+
+        Raises
+        ------
+        UsageError
+            ``fused`` or ``decision`` of another size, or an unsupported image type.
+        """
+        a = np.asarray(fused)
+        if a.shape[:2] != self.shape:
+            raise UsageError(f"fused image is {_wh(a.shape)} but the sources are "
+                             f"{_wh(self.shape)}; sizes must match")
+        return self._score(as_gray255(a), decision)
+
+    def _score(self, f: np.ndarray, decision) -> dict[str, float]:
+        out: dict[str, float] = {}
+        lf = None
+        if self._ref is not None:
+            lf = _local11(f)
+            smap = _ssim_map255(lf, self._lr if self._lr is not None else self._ref)
+            out["ssim"] = float(smap.mean())
+            out["psnr"] = _psnr255(f, self._ref)
+            if self._band is not None:
+                sel = self._band_sel
+                out["ssim_band"] = float(smap[sel].mean()) if self._band_any else math.nan
+                out["psnr_band"] = _psnr_of_diff(f[self._band] - self._ref_band)
+        if decision is not None and self._mask is not None:
+            d = _labels(decision, "decision map", self._mask.shape)
+            out["accuracy"] = _accuracy(d, self._mask)
+            out["iou"] = _iou(d, self._mask)
+            bm = self._bm if self._bm is not None else _boundary(self._mask)
+            out["boundary_f"] = _fscore(d, bm, self.tol, self._near_bm)
+        out["qabf"] = self._part("qabf").score(f)
+        levels = _rescale_round(f)  # shared by Q_MI and Q_CB, held no longer than they need it
+        out["qmi"] = self._part("qmi").score(f, levels)
+        out["qcb"] = self._part("qcb").score(f, levels)
+        del levels
+        out["qy"] = self._part("qy").score(f)
+        out["ssim_avg"] = self._part("ssim_avg").score(lf if lf is not None else _local11(f))
+        return {name: out[name] for name in METRICS if name in out and not math.isnan(out[name])}
