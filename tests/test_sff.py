@@ -98,6 +98,37 @@ def test_tiny_training_run_lowers_loss(tmp_path, rng):
     assert len((tmp_path / "run" / "log.csv").read_text().strip().splitlines()) == 5
 
 
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    from mfif.sff.train import TrainConfig, train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from skimage import data
+
+    from mfif.io import write_image
+    write_image(photos / "1.png", data.camera()[:160, :160])
+    write_image(photos / "2.png", data.camera()[200:360, 200:360])
+    base = dict(photos=str(photos), batch=16, max_epochs=1, epoch_pairs=64, val_pairs=64, val_fraction=0.5,
+                threads=1, sampler_options={"case_size": 64, "pool": 2})
+    train(TrainConfig(out_dir=str(tmp_path / "a"), seed=0, **base), progress=False, log=lambda *a: None)
+    init = tmp_path / "a" / "best.pt"
+    # lr 0: a fine-tuning run keeps the initial weights exactly, so they must have been loaded
+    card = train(TrainConfig(out_dir=str(tmp_path / "b"), seed=5, lr=0.0, init=str(init),
+                             **{**base, "sampler_options": {**base["sampler_options"], "noise": 0.02}}),
+                 progress=False, log=lambda *a: None)
+    a = torch.load(init, weights_only=True)
+    b = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert card["init"]["sha256"] == sha256_file(init)
+    assert "--init" in card["retrain"] and "--noise 0.02" in card["retrain"]
+    # a corrupted starting point is refused
+    data_ = bytearray(init.read_bytes())
+    data_[-10] ^= 0xFF
+    init.write_bytes(bytes(data_))
+    with pytest.raises(UsageError, match="does not match"):
+        train(TrainConfig(out_dir=str(tmp_path / "c"), init=str(init), **base), progress=False, log=lambda *a: None)
+
+
 def test_weights_hash_is_checked(tmp_path):
     src = default_weights_path()
     if not src.is_file():
@@ -181,6 +212,27 @@ def test_end_to_end_quality_against_ground_truth(synthetic_pair):
     # the paper's exact steps (no boundary refinement, no seam treatment) also work
     paper = fuse(synthetic_pair.sources, method="sff", refine_band=0, seam="none", gf_radius=8, gf_eps=0.01)
     assert ssim(from_float(paper.fused), gt) > 0.95
+
+
+@pytest.mark.parametrize("photo", ["camera", "moon"])
+def test_decisions_survive_sensor_noise(photo):
+    """Real photos carry sensor noise in every source; it must not read as 'sharp'.
+
+    Gray photos with large smooth areas are where a classifier trained on noise-free data
+    fails: noise is the only high frequency there, and it is the same in both sources.
+    """
+    from skimage import data
+
+    from mfif import fuse
+    from mfif.io import to_float
+    from mfif.metrics import decision_accuracy
+    from mfif.synth import make_case
+
+    case = make_case(to_float(getattr(data, photo)()), n_sources=2, rng=np.random.default_rng(11), size=256,
+                     radius=(1.0, 4.0))
+    rng = np.random.default_rng(3)
+    noisy = [np.clip(s + rng.normal(0.0, 0.01, s.shape), 0, 1).astype(np.float32) for s in case.sources]
+    assert decision_accuracy(fuse(noisy, method="sff").decision, case.mask) > 0.9
 
 
 def test_stage_maps_are_exposed(synthetic_pair):

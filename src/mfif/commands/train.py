@@ -1,6 +1,7 @@
 """``mfif train``: train the SFF network with the paper's recipe."""
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -24,6 +25,14 @@ def register(sub):
     p.add_argument("--limit-photos", type=int, default=0, help="use only the first N photos (0: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", default="", metavar="WEIGHTS",
+                   help="start from these weights (hash-checked against their model card), e.g. to fine-tune")
+    p.add_argument("--noise", type=float, default=None, metavar="SIGMA",
+                   help="sensor noise on the synthetic sources: sigma ~ U(0, SIGMA) per case, on [0, 1] intensities")
+    p.add_argument("--jpeg", type=int, default=None, metavar="Q",
+                   help="JPEG-compress the synthetic sources at a quality ~ U[Q, 95] per case")
+    p.add_argument("--brightness", type=float, default=None, metavar="B",
+                   help="per-source gain deviation ~ U(-B, B) on the synthetic sources")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -39,12 +48,22 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 < args.val_fraction < 1:
         raise UsageError("--val-fraction must be between 0 and 1")
+    if args.noise is not None and args.noise < 0:
+        raise UsageError("--noise must be >= 0")
+    if args.brightness is not None and args.brightness < 0:
+        raise UsageError("--brightness must be >= 0")
+    if args.jpeg is not None and not 1 <= args.jpeg <= 100:
+        raise UsageError(f"--jpeg must be in 1..100, got {args.jpeg}")
+    if args.init and not os.path.isfile(args.init):
+        raise UsageError(f"--init {args.init}: no such file")
+    options = {k: getattr(args, k) for k in ("noise", "jpeg", "brightness") if getattr(args, k) is not None}
     from ..sff.train import TrainConfig, train
 
     cfg = TrainConfig(photos=args.photos, out_dir=args.out, lr=args.lr, batch=args.batch, max_epochs=args.epochs,
                       patience=args.patience, epoch_pairs=args.epoch_pairs, val_pairs=args.val_pairs,
                       val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
-                      threads=args.threads, resume=args.resume, limit_photos=args.limit_photos)
+                      threads=args.threads, resume=args.resume, limit_photos=args.limit_photos,
+                      sampler_options=options, init=args.init)
     train(cfg, progress=not args.quiet and sys.stderr.isatty(),
           log=(lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr)))
     return 0

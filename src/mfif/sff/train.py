@@ -55,6 +55,7 @@ class TrainConfig:
     resume: bool = False
     limit_photos: int = 0
     sampler_options: dict = field(default_factory=dict)
+    init: str = ""  # weights (with model card) to start from; "" = random initialisation
 
 
 def _photo_split(names: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -165,6 +166,13 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
     val = tuple(np.concatenate([v[i] for v in va]) for i in range(3))
 
     net = SFFNet()
+    init_sha = ""
+    if cfg.init and not cfg.resume:
+        from .weights import verify
+
+        init_sha = verify(cfg.init)["sha256"]  # hash-checked against its card
+        net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True))
+        log(f"initialised from {cfg.init} (sha256 {init_sha[:12]}...)")
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     start_epoch, best_val, best_epoch, stale, rows = 0, math.inf, -1, 0, []
     ckpt_path = out / "checkpoint.pt"
@@ -233,6 +241,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
         "data": {"photos": str(photos_dir), "n_train_photos": len(train_photos), "n_val_photos": len(val_photos),
                  "val_photo_names": [names[i] for i in va_idx], "generator": "mfif.synth.PatchSampler",
                  "sampler_options": cfg.sampler_options, "val_pairs": cfg.val_pairs},
+        "init": {"weights": cfg.init, "sha256": init_sha} if cfg.init else None,
         "recipe": {"optimizer": "Adam", "lr": cfg.lr, "loss": "binary cross-entropy (soft labels)",
                    "batch": cfg.batch, "max_epochs": cfg.max_epochs, "epoch_pairs": cfg.epoch_pairs,
                    "early_stopping_patience": cfg.patience, "seed": cfg.seed, "max_minutes": cfg.max_minutes},
@@ -241,12 +250,25 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
                    "train_acc": best["train_acc"], "train_seconds": rows[-1]["elapsed_s"]},
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "threads": n_threads,
                         "machine": platform.machine()},
-        "retrain": f"mfif train {photos_dir} --out {out} --batch {cfg.batch} --seed {cfg.seed}",
+        "retrain": _retrain_command(cfg, photos_dir, out),
     }
     if (out / "best.pt").is_file():
         write_card(out / "best.pt", card)
     log(f"done: {stop_reason}; best epoch {best_epoch} val loss {best['val_loss']:.4f} acc {best['val_acc']:.4f}")
     return card
+
+
+def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
+    """The ``mfif train`` command line that reproduces this run (options that differ from defaults)."""
+    parts = [f"mfif train {photos_dir} --out {out} --batch {cfg.batch} --seed {cfg.seed}"]
+    if cfg.max_minutes:
+        parts.append(f"--max-minutes {cfg.max_minutes:g}")
+    if cfg.init:
+        parts.append(f"--init {cfg.init}")
+    for key in ("noise", "jpeg", "brightness"):
+        if cfg.sampler_options.get(key) is not None:
+            parts.append(f"--{key} {cfg.sampler_options[key]:g}")
+    return " ".join(parts)
 
 
 def _write_log(rows: list[dict], path: Path) -> None:
