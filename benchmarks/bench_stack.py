@@ -14,6 +14,21 @@ Usage::
 
     .venv/bin/python benchmarks/bench_stack.py pcb [--methods sff,focus-map] [--crop docs/img/pcb_crop.png]
     .venv/bin/python benchmarks/bench_stack.py big [--frames 20] [--mp 50] [--methods focus-map] [-p scale=0.25]
+    .venv/bin/python benchmarks/bench_stack.py mem [--frames-list 2,5,10] [--sides 256,1024] [--methods focus-map,sff]
+    .venv/bin/python benchmarks/bench_stack.py mem --verify [--frames-list 10] [--mp 4] [--budgets 800,1500]
+    .venv/bin/python benchmarks/bench_stack.py pairwise [--frames-list 10,15,20] [--sides 378]
+
+* ``mem``: the working set of ``fuse_stack`` per tile, i.e. what ``--max-memory`` bounds. Each
+  run is a fresh process that imports mfif, loads the method (SFF: the model, and a 64 px
+  warm-up fusion so that library initialisation is part of the baseline), takes its resident
+  size as the baseline, resets the peak (``/proc/self/clear_refs``) and fuses a synthetic
+  ``SIDE x SIDE`` RGB stack of N frames as one tile; peak = ``VmHWM - baseline``. The table
+  compares it with :func:`mfif.stack.estimate_memory`. ``sff`` in ``--methods`` measures
+  the default and ``scale=0.5``; ``sff:scale=0.5`` one of them. With ``--verify`` the stack
+  is (first of ``--frames-list``) x ``--mp`` MP, the tile is chosen from each of ``--budgets``
+  as ``fuse_stack`` does, and the peak is checked against the budget.
+* ``pairwise``: SFF's CNN pass over one internal tile, split into features + projections (once
+  per frame) and the pairwise head (once per pair of frames, ``N(N-1)/2``).
 """
 from __future__ import annotations
 
@@ -170,9 +185,191 @@ def big(args) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+_MEM_CHILD = r"""
+import gc, json, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from mfif.api import fuse
+from mfif.stack import fuse_stack
+method, params, tile, budget = sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+paths = sys.argv[6:]
+
+def status():
+    d = {}
+    for line in open("/proc/self/status"):
+        k, _, v = line.partition(":")
+        if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+            d[k] = int(v.split()[0]) * 1024 / 1e6  # MB of 10**6 bytes, as --max-memory
+    return d
+
+warm = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
+fuse(list(warm), method=method, **params)  # imports, model load, library initialisation
+del warm
+gc.collect()
+base = status()
+open("/proc/self/clear_refs", "w").write("5")  # reset VmHWM to the current RSS
+t0 = time.perf_counter()
+res = fuse_stack(paths, method=method, params=params, tile=tile, max_memory_mb=budget)
+dt = time.perf_counter() - t0
+end = status()
+print(json.dumps({"base": base["VmRSS"], "hwm": end["VmHWM"], "peak": end["VmHWM"] - base["VmRSS"],
+                  "rss_file_end": end["RssFile"], "tiles": res.tiles, "tile": res.tile_size, "seconds": dt}))
+"""
+
+
+def _mem_run(method: str, params: dict, paths, *, tile: int = 0, budget: float = 1e9) -> dict:
+    import json
+
+    proc = subprocess.run([sys.executable, "-c", _MEM_CHILD, str(ROOT / "src"), method, json.dumps(params), str(tile),
+                           str(budget), *map(str, paths)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"measurement failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def synth_stack(folder: Path, n: int, h: int, w: int, seed: int = 0) -> list[Path]:
+    """N RGB frames (PNG) of one photo: frame k sharp where a smooth random depth map is k."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = cv2.resize(data.astronaut(), (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    blur = cv2.GaussianBlur(base, (0, 0), 3.0)
+    depth = cv2.resize(rng.random((5, 7)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    depth = (depth - depth.min()) / (np.ptp(depth) + 1e-6) * (n - 1)
+    paths = []
+    for k in range(n):
+        a = np.clip(np.abs(depth - k), 0, 1)[..., None]
+        frame = np.clip(base * (1 - a) + blur * a, 0, 255).astype(np.uint8)
+        p = folder / f"f{k:03d}.png"
+        cv2.imwrite(str(p), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        paths.append(p)
+    return paths
+
+
+def _configs(args) -> list[tuple[str, str, dict]]:
+    out = []
+    for m in args.methods.split(","):
+        if m == "sff":
+            out.append(("sff", "sff", {}))
+            out.append(("sff scale=0.5", "sff", {"scale": 0.5}))
+        elif m.startswith("sff:"):  # sff:scale=0.5 -> that configuration only
+            k, v = m[4:].split("=")
+            out.append((f"sff {k}={v}", "sff", {k: float(v)}))
+        else:
+            out.append((m, m, {}))
+    return out
+
+
+def mem(args) -> None:
+    sys.path.insert(0, str(ROOT / "src"))
+    from mfif.stack import choose_tile, estimate_memory, fit_cnn
+
+    scratch = Path(tempfile.mkdtemp(prefix="mfif-mem-"))
+    try:
+        if args.verify:
+            n = int(args.frames_list.split(",")[0])
+            w = int(round(np.sqrt(args.mp * 1e6 * 1.5)))
+            h = int(round(args.mp * 1e6 / w))
+            paths = synth_stack(scratch / "v", n, h, w)
+            print(f"{n} frames of {w}x{h} ({w * h / 1e6:.1f} MP), tile chosen from the budget; "
+                  "peak = VmHWM - baseline (MB)")
+            print("| method | budget MB | tile px | tiles | CNN options | estimate MB | peak MB | whole process MB "
+                  "| wall s |")
+            print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+            for budget in map(float, args.budgets.split(",")):
+                for label, m, params in _configs(args):
+                    cnn = fit_cnn(m, params, n, h, w, max_memory_mb=budget)  # as fuse_stack does
+                    p = {**params, **cnn}
+                    t = choose_tile(h, w, n, max_memory_mb=budget, overlap=64, method=m, params=p)
+                    pred = estimate_memory(h, w, n, tile=t, overlap=64, method=m, params=p) / 1e6
+                    r = _mem_run(m, params, paths, budget=budget)
+                    flag = "" if r["peak"] <= budget else " (over)"
+                    opts = ", ".join(f"{k}={v}" for k, v in cnn.items()) or "-"
+                    print(f"| {label} | {budget:.0f} | {r['tile'] or 'whole'} | {r['tiles']} | {opts} | {pred:.0f} | "
+                          f"{r['peak']:.0f}{flag} | {r['hwm']:.0f} | {r['seconds']:.0f} |", flush=True)
+            return
+        print("one tile of SIDE x SIDE px, N RGB frames; peak = VmHWM - baseline (MB), model = "
+              "mfif.stack.estimate_memory")
+        print("| method | N | side px | baseline MB | peak MB | model MB | peak bytes/px | wall s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for n in map(int, args.frames_list.split(",")):
+            for side in map(int, args.sides.split(",")):
+                paths = synth_stack(scratch / f"{n}-{side}", n, side, side)
+                for label, m, params in _configs(args):
+                    r = _mem_run(m, params, paths, tile=0)
+                    pred = estimate_memory(side, side, n, tile=0, overlap=64, method=m, params=params) / 1e6
+                    print(f"| {label} | {n} | {side} | {r['base']:.0f} | {r['peak']:.0f} | {pred:.0f} | "
+                          f"{r['peak'] * 1e6 / side ** 2:.0f} | {r['seconds']:.1f} |", flush=True)
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+_PAIR_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np, torch
+from mfif.sff.inference import pairwise_from_projections
+from mfif.sff.weights import load_model
+
+def rss():
+    d = {}
+    for line in open("/proc/self/status"):
+        k, _, v = line.partition(":")
+        if k in ("VmHWM", "VmRSS"):
+            d[k] = int(v.split()[0]) * 1024 / 1e6
+    return d
+
+n, side = int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(1)  # as each worker of the CNN pass runs
+net, _ = load_model()
+rng = np.random.default_rng(0)
+xs = [torch.from_numpy(rng.random((side, side), dtype=np.float32))[None, None].contiguous(
+      memory_format=torch.channels_last) for _ in range(n)]
+with torch.inference_mode():
+    net.project(net.features(xs[0][..., :64, :64], dense_stride=4))  # warm-up
+    base = rss()["VmRSS"]
+    open("/proc/self/clear_refs", "w").write("5")
+    t0 = time.perf_counter()
+    proj = [net.project(net.features(x, dense_stride=4)) for x in xs]
+    t1 = time.perf_counter()
+    after_proj = rss()
+    open("/proc/self/clear_refs", "w").write("5")
+    s = pairwise_from_projections(net, proj)
+    t2 = time.perf_counter()
+    end = rss()
+print(json.dumps({"features_s": t1 - t0, "pairwise_s": t2 - t1, "proj_mb": after_proj["VmRSS"] - base,
+                  "features_peak_mb": after_proj["VmHWM"] - base,
+                  "pairwise_peak_mb": end["VmHWM"] - after_proj["VmRSS"]}))
+"""
+
+
+def pairwise(args) -> None:
+    """Time and memory of SFF's CNN pass on one internal tile: features vs the pairwise head."""
+    import json
+
+    side = int(args.sides.split(",")[0])
+    print(f"one internal CNN tile of {side}x{side} px (stride 4), one thread (as one worker of the CNN pass); "
+          "MB over the baseline")
+    print("| N | pairs | features + projections s | pairwise head s | head share | projections MB | "
+          "features peak MB | head peak MB (transient) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in map(int, args.frames_list.split(",")):
+        proc = subprocess.run([sys.executable, "-c", _PAIR_CHILD, str(ROOT / "src"), str(n), str(side)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-2000:])
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        share = r["pairwise_s"] / (r["pairwise_s"] + r["features_s"])
+        print(f"| {n} | {n * (n - 1) // 2} | {r['features_s']:.2f} | {r['pairwise_s']:.2f} | {share:.0%} | "
+              f"{r['proj_mb']:.0f} | {r['features_peak_mb']:.0f} | {r['pairwise_peak_mb']:.0f} |", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", choices=("pcb", "big"))
+    ap.add_argument("which", choices=("pcb", "big", "mem", "pairwise"))
     ap.add_argument("--methods", default="sff,focus-map")
     ap.add_argument("-p", "--param", action="append", default=[], help="sff option KEY=VALUE")
     ap.add_argument("--crop", default="")
@@ -181,8 +378,13 @@ def main() -> int:
     ap.add_argument("--max-memory", type=float, default=4096)
     ap.add_argument("--scratch", default="")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--frames-list", default="2,5,10",
+                    help="mem: numbers of frames (with --verify: the first one)")
+    ap.add_argument("--sides", default="256,512,1024", help="mem: tile sides (px)")
+    ap.add_argument("--verify", action="store_true", help="mem: tiles chosen from --budgets on an --mp stack")
+    ap.add_argument("--budgets", default="800,1500", help="mem --verify: --max-memory values (MB)")
     args = ap.parse_args()
-    pcb(args) if args.which == "pcb" else big(args)
+    {"pcb": pcb, "big": big, "mem": mem, "pairwise": pairwise}[args.which](args)
     return 0
 
 

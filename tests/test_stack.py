@@ -9,7 +9,7 @@ from skimage import data
 from mfif.cli import main
 from mfif.io import from_float, read_image, to_float, write_image
 from mfif.metrics import decision_accuracy, psnr
-from mfif.stack import _scale_transform, choose_tile, fuse_stack
+from mfif.stack import _scale_transform, choose_tile, estimate_memory, fit_cnn, fuse_stack
 from mfif.synth import make_case
 
 
@@ -80,13 +80,92 @@ def test_16bit_tiff_stack_stays_16bit(tmp_path, photo):
     assert psnr(fused, gt16) > 30.0
 
 
+def _tile(n, mb, method, params, size=4000):
+    """The tile fuse_stack chooses for a size x size RGB stack: CNN options fitted first."""
+    params = {**params, **fit_cnn(method, params, n, size, size, max_memory_mb=mb)}
+    return choose_tile(size, size, n, max_memory_mb=mb, overlap=64, method=method, params=params), params
+
+
 def test_choose_tile_bounds_memory():
-    assert choose_tile(1000, 1000, 2, max_memory_mb=4096, overlap=64) == 0  # fits in one tile
-    t_small = choose_tile(7000, 7000, 20, max_memory_mb=2048, overlap=64)
-    t_more = choose_tile(7000, 7000, 100, max_memory_mb=2048, overlap=64)
-    assert 256 <= t_more < t_small < 7000
-    # working set of one padded tile stays within the budget
-    assert (t_small + 128) ** 2 * (96 * 20 + 160) <= 2048e6
+    assert choose_tile(1000, 1000, 2, max_memory_mb=4096, overlap=64, method="focus-map") == 0  # one tile
+    sff = {"threads": 2}  # the CNN's workers would otherwise follow this machine's core count
+    for method, params in (("focus-map", {}), ("sff", sff), ("sff", {**sff, "scale": 0.5})):
+        tiles = [_tile(10, mb, method, params)[0] for mb in (800, 1500, 3000)]
+        assert 256 < tiles[0] < tiles[1] < tiles[2] < 4000, (method, tiles)  # grows with the budget
+        by_n = [_tile(n, 1500, method, params)[0] for n in (5, 10, 20)]
+        assert by_n[0] > by_n[1] > by_n[2] >= 256, (method, by_n)  # shrinks with the number of frames
+        for mb in (800, 1500, 3000):
+            t, p = _tile(10, mb, method, params)
+            # the largest tile (multiple of 64) whose estimate fits the budget
+            kw = dict(overlap=64, method=method, params=p)
+            assert t % 64 == 0
+            assert estimate_memory(4000, 4000, 10, tile=t, **kw) <= mb * 1e6
+            assert estimate_memory(4000, 4000, 10, tile=t + 64, **kw) > mb * 1e6
+    # SFF's CNN needs more than a focus measure: a smaller tile at the same budget
+    for n in (5, 10, 20):
+        fm, sf, sf_half = (_tile(n, 1500, m, p)[0] for m, p in (("focus-map", {}), ("sff", sff),
+                                                                ("sff", {**sff, "scale": 0.5})))
+        assert sf <= sf_half < fm, (n, sf, sf_half, fm)
+    # more CNN workers hold more internal tiles: a smaller stack tile
+    kw = dict(max_memory_mb=3000, overlap=64, method="sff")
+    assert (choose_tile(4000, 4000, 10, params={"threads": 8}, **kw)
+            < choose_tile(4000, 4000, 10, params={"threads": 1}, **kw))
+    # a budget too small for any tile gives the smallest one
+    assert choose_tile(4000, 4000, 20, max_memory_mb=100, overlap=64, method="sff", params=sff) == 256
+
+
+def test_fit_cnn_lowers_internal_tile_then_workers():
+    assert fit_cnn("focus-map", {}, 20, 4000, 4000, max_memory_mb=100) == {}
+    assert fit_cnn("sff", {"threads": 2}, 5, 4000, 4000, max_memory_mb=8000) == {}  # fits as it is
+    small = fit_cnn("sff", {"threads": 2}, 20, 4000, 4000, max_memory_mb=1500)
+    assert set(small) == {"tile"} and 192 <= small["tile"] < 384
+    many = fit_cnn("sff", {}, 20, 4000, 4000, max_memory_mb=300)
+    assert many["tile"] == 192 and ("threads" not in many or many["threads"] >= 1)
+    # options the user set are kept
+    assert "tile" not in fit_cnn("sff", {"tile": 384, "threads": 16}, 20, 4000, 4000, max_memory_mb=300)
+    assert fit_cnn("sff", {"tile": 384, "threads": 16}, 20, 4000, 4000, max_memory_mb=300) == {}
+    assert fit_cnn("sff", {"tile": 384}, 20, 4000, 4000, max_memory_mb=300).get("threads", 1) == 1
+
+
+_PEAK = r"""
+import gc, json, sys
+from mfif.api import fuse
+from mfif.stack import fuse_stack
+import numpy as np
+fuse(list(np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)), method="focus-map")
+gc.collect()
+rss = lambda key: int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1]) * 1024
+base = rss("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # peak := now
+res = fuse_stack(sys.argv[2:], method="focus-map", max_memory_mb=float(sys.argv[1]))
+print(json.dumps({"tiles": res.tiles, "tile": res.tile_size, "peak": (rss("VmHWM") - base) / 1e6}))
+"""
+
+
+def test_small_budget_gives_tiles_and_bounds_peak_memory(tmp_path, photo):
+    """In a fresh process: a budget well below one tile's working set splits the stack into
+    tiles, and the peak resident memory over the baseline stays within the budget."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux /proc/self/clear_refs to measure the peak")
+    big = cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    case = make_case(big, n_sources=4, rng=np.random.default_rng(7), radius=(2.0, 4.0))
+    paths = _write_case(tmp_path, case)
+    whole = estimate_memory(1024, 1024, 4, tile=0, overlap=64, method="focus-map") / 1e6
+    budget = 120.0
+    assert whole > 1.5 * budget  # one tile would not fit
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "src"),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(budget), *map(str, paths)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["tiles"] > 1 and r["tile"] >= 256
+    assert r["peak"] <= budget, r
 
 
 def test_scale_transform_round_trip():

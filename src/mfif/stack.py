@@ -6,9 +6,10 @@ The pipeline (each frame is decoded once and never held in memory with all the o
     for each tile (with overlap): read that tile of every frame -> fuse -> feather into output
 
 * **Frame cache.** Frames are decoded one at a time and written, in their native dtype
-  (``uint8``, ``uint16`` or ``float32``: no 8-bit step for 16-bit stacks), into a
-  memory-mapped file in a temporary folder; tiles are then read back from it. Resident memory
-  is therefore set by the tile, not by the number or size of frames.
+  (``uint8``, ``uint16`` or ``float32``: no 8-bit step for 16-bit stacks), into a raw file
+  in a temporary folder; tiles are then read back from it with file reads (not a memory map,
+  whose touched pages would count as resident). Resident memory is therefore set by the
+  tile, not by the number of frames.
 * **Alignment.** Transforms are estimated by :func:`mfif.align.align_stack` on small gray
   copies (longer side ``work_size``), scaled to full resolution, and each frame is warped as it
   enters the cache, then cropped to the rectangle every frame covers.
@@ -16,8 +17,12 @@ The pipeline (each frame is decoded once and never held in memory with all the o
   every side; the fused tiles are blended with linear ramps across the overlaps (no seams) and
   label maps (decision / depth) take each pixel from the tile whose core holds it. Options
   that are fractions of the image area (``min_region``) are rescaled to the tile so that a
-  tile removes the same absolute region sizes as a whole-image pass. ``tile=0`` picks the
-  largest tile whose working set fits ``max_memory``.
+  tile removes the same absolute region sizes as a whole-image pass.
+* **Memory.** ``tile=0`` picks the largest tile whose estimated working set fits
+  ``max_memory_mb``: per-method models (:class:`MemoryModel`, measured) of the memory a
+  method needs per tile pixel and frame, plus, for SFF, the internal tiles its CNN pass
+  holds per worker thread, plus the full-size output. The budget counts the fusion's peak
+  resident memory on top of the process's baseline (interpreter, libraries, model).
 
 References
 ----------
@@ -25,6 +30,7 @@ References
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -42,11 +48,130 @@ from .errors import UsageError
 from .io import check_sources, from_float, read_image, to_float
 from .result import FusionResult
 
-#: Bytes of working memory per pixel per frame that a fusion method needs (float32 colour
-#: frame, its gray copy, focus/score maps and the CNN's tile activations amortised); a
-#: deliberately generous estimate used only to choose a tile size.
-BYTES_PER_PIXEL_PER_FRAME = 96
-BYTES_PER_PIXEL_FIXED = 160
+@dataclass(frozen=True)
+class MemoryModel:
+    """Peak working set (bytes) of one fusion method on one tile, used to choose the tile size.
+
+    For a padded tile of ``P`` pixels and ``n`` RGB frames::
+
+        const + max(P * (per_frame * n + fixed),              # the method's own arrays
+                    P * cnn_frame * n + cnn_per_frame * n * G)  # during a CNN pass
+              + cnn_fixed * C
+
+    A method with a CNN pass over internal tiles of its own (SFF) runs several of them at a time
+    (one per worker thread), of ``C`` input pixels and ``G`` output grid points together
+    (:func:`cnn_tiles`): ``cnn_per_frame`` is what a
+    worker keeps per frame and grid point for its whole internal tile (SFF: two 256-channel
+    float32 projections, 2048 B, and allocator slack), ``cnn_fixed`` its transient activations
+    per input pixel (which the allocator keeps afterwards, so they count in both phases), and
+    ``cnn_frame`` what stays allocated per tile pixel and frame meanwhile (frames as float32,
+    gray copies, the CNN's input). The other terms cover the method's arrays (frames, gray
+    copies, scores, weights, temporaries). All are measured upper envelopes
+    (``benchmarks/bench_stack.py mem``; docs/stacks.md), not exact counts.
+    """
+
+    per_frame: float
+    fixed: float
+    const: float = 16e6
+    cnn_frame: float = 0.0
+    cnn_per_frame: float = 0.0
+    cnn_fixed: float = 0.0
+
+
+#: The model of methods without a measured one: a generous classic-method estimate.
+DEFAULT_MEMORY = MemoryModel(per_frame=96.0, fixed=160.0)
+#: Measured models. ``sff``'s is :data:`SFF_MEMORY`, adjusted to its options by
+#: :func:`memory_model`.
+MEMORY_MODELS: dict[str, MemoryModel] = {
+    "focus-map": MemoryModel(per_frame=50.0, fixed=24.0, const=8e6),
+}
+#: SFF with ``scale=1``; ``cnn_frame`` has a part at the CNN's resolution (``scale**2`` of it).
+SFF_MEMORY = MemoryModel(per_frame=60.0, fixed=4.0, const=16e6, cnn_frame=31.0, cnn_per_frame=3000.0,
+                         cnn_fixed=900.0)
+SFF_CNN_RES_PER_FRAME = 8.0  #: bytes per tile pixel and frame of ``cnn_frame`` at the CNN's resolution
+
+
+def _sff_options(params: dict | None) -> dict:
+    from .methods import get_method
+
+    opts = {p.name: p.default for p in get_method("sff").params}
+    opts.update(params or {})
+    return opts
+
+
+def cnn_tiles(params: dict | None, h: int, w: int) -> tuple[int, int, int]:
+    """SFF's CNN pass on an ``h x w`` tile: the internal tiles that run at once.
+
+    Returns (input pixels, output grid points, workers) of the ``workers`` largest internal
+    tiles together. Mirrors the tiling of :func:`mfif.sff.inference.score_grid`: internal tiles
+    of the ``tile`` option at the ``scale`` option's resolution, on a grid of ``stride`` px,
+    ``threads`` workers (0: all cores), at most one per internal tile.
+    """
+    o = _sff_options(params)
+    scale, stride, patch = float(o["scale"]), int(o["stride"]), 22
+    if scale < 1.0:
+        h, w = max(patch, round(h * scale)), max(patch, round(w * scale))
+    kh, kw = h // stride + 1, w // stride + 1
+    t = max(8 * (int(o["tile"]) // 8), 64)
+    per = max((t - patch) // stride + 1, 1)
+    per -= per % 2
+    per = max(per, 2 if stride == 4 else 1)
+    sides_h = [min(per, kh - k) for k in range(0, kh, per)]
+    sides_w = [min(per, kw - k) for k in range(0, kw, per)]
+    boxes = sorted(((a * b, ((a - 1) * stride + patch) * ((b - 1) * stride + patch))
+                    for a in sides_h for b in sides_w), reverse=True)
+    threads = int(o["threads"]) or (os.cpu_count() or 1)
+    workers = max(1, min(threads, len(boxes)))
+    top = boxes[:workers]
+    return sum(p for _, p in top), sum(g for g, _ in top), workers
+
+
+def memory_model(method: str, params: dict | None = None) -> MemoryModel:
+    """The :class:`MemoryModel` of ``method`` with options ``params``."""
+    if method != "sff":
+        return MEMORY_MODELS.get(method, DEFAULT_MEMORY)
+    scale = float(_sff_options(params)["scale"])
+    extra = SFF_CNN_RES_PER_FRAME * (scale ** 2 - 1.0)
+    return dataclasses.replace(SFF_MEMORY, cnn_frame=SFF_MEMORY.cnn_frame + extra)
+
+
+def cnn_memory(method: str, params: dict | None, n: int, h: int, w: int) -> float:
+    """Bytes the CNN pass's workers hold for their internal tiles on an ``h x w`` tile; 0 without one."""
+    model = memory_model(method, params)
+    if not (model.cnn_per_frame or model.cnn_fixed):
+        return 0.0
+    px, grid, _ = cnn_tiles(params, h, w)
+    return model.cnn_per_frame * n * grid + model.cnn_fixed * px
+
+
+def tile_memory(method: str, params: dict | None, n: int, h: int, w: int) -> float:
+    """:class:`MemoryModel` estimate (bytes) of ``method`` fusing one ``h x w`` tile of ``n`` frames."""
+    m = memory_model(method, params)
+    p = h * w
+    own = p * (m.per_frame * n + m.fixed)
+    if not (m.cnn_per_frame or m.cnn_fixed):
+        return m.const + own
+    px, grid, _ = cnn_tiles(params, h, w)
+    cnn = p * m.cnn_frame * n + m.cnn_per_frame * n * grid
+    return m.const + max(own, cnn) + m.cnn_fixed * px
+
+
+def estimate_memory(h: int, w: int, n: int, *, tile: int, overlap: int, method: str = "sff",
+                    params: dict | None = None, channels: int = 3, itemsize: int = 1) -> float:
+    """Estimated peak working set (bytes) of the tile phase of :func:`fuse_stack`.
+
+    This is what ``max_memory_mb`` bounds: memory on top of the process's baseline (the
+    interpreter, the libraries and the model, loaded). It is one padded tile of every frame
+    fused by the method (:class:`MemoryModel`) plus, with several tiles, the full-size float32
+    accumulator, weight sum, int16 decision map and the output image in the frames' dtype
+    (twice, for writing it); with one tile, the output twice.
+    """
+    single = tile <= 0 or (tile >= h and tile >= w)
+    th, tw = (h, w) if single else (min(h, tile + 2 * overlap), min(w, tile + 2 * overlap))
+    tile_bytes = tile_memory(method, params, n, th, tw)
+    out_px = channels * itemsize
+    full = h * w * (2 * out_px if single else (4 * channels + 4 + 2 + 2 * out_px))
+    return tile_bytes + full
 
 
 @dataclass
@@ -83,19 +208,62 @@ def _scale_transform(t: np.ndarray, s: float) -> np.ndarray:
 
 
 class FrameCache:
-    """Frames of one stack in a memory-mapped file (native dtype), filled one frame at a time."""
+    """Frames of one stack in a raw file on disk (native dtype), written one frame at a time.
+
+    Tiles are read back with ordinary file reads into fresh arrays rather than through a
+    memory map: pages of a mapped file count in the process's resident size as soon as they are
+    touched, so a mapped cache would grow the resident set to the whole stack; read this way
+    they stay in the kernel's page cache, which the kernel reclaims as needed.
+    """
 
     def __init__(self, n: int, shape: tuple[int, ...], dtype, directory: str | None = None):
+        self.n, self.shape, self.dtype = n, tuple(shape), np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.pixel_bytes = self.row_bytes // self.shape[1]
+        self.frame_bytes = self.row_bytes * self.shape[0]
         self.dir = tempfile.mkdtemp(prefix="mfif-stack-", dir=directory)
-        self.path = os.path.join(self.dir, "frames.u")
+        self.path = os.path.join(self.dir, "frames.raw")
         try:
-            self.data = np.lib.format.open_memmap(self.path, mode="w+", dtype=dtype, shape=(n,) + tuple(shape))
+            self.file = open(self.path, "w+b", buffering=0)
         except OSError as exc:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise UsageError(f"cannot create the frame cache in {self.dir}: {exc.strerror or exc}") from None
 
+    def write(self, i: int, img: np.ndarray) -> None:
+        """Store frame ``i`` (shape and dtype of the cache)."""
+        a = np.ascontiguousarray(img, dtype=self.dtype)
+        if a.shape != self.shape:
+            raise ValueError(f"frame {i}: shape {a.shape}, cache {self.shape}")
+        buf = memoryview(a.reshape(-1).view(np.uint8))
+        self.file.seek(i * self.frame_bytes)
+        try:
+            while len(buf):
+                buf = buf[self.file.write(buf):]
+        except OSError as exc:
+            raise UsageError(f"cannot write the frame cache in {self.dir}: {exc.strerror or exc}") from None
+
+    def read(self, i: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows ``y0:y1``, columns ``x0:x1`` of frame ``i`` as a new array."""
+        out = np.empty((y1 - y0, x1 - x0) + self.shape[2:], self.dtype)
+        rows = out.reshape(y1 - y0, -1).view(np.uint8)
+        base = i * self.frame_bytes + x0 * self.pixel_bytes
+        if x0 == 0 and x1 == self.shape[1]:  # whole rows: one read
+            self._read_into(memoryview(rows.reshape(-1)), base + y0 * self.row_bytes)
+        else:
+            for r in range(y1 - y0):
+                self._read_into(memoryview(rows[r]), base + (y0 + r) * self.row_bytes)
+        return out
+
+    def _read_into(self, buf: memoryview, offset: int) -> None:
+        self.file.seek(offset)
+        while len(buf):
+            k = self.file.readinto(buf)
+            if not k:
+                raise UsageError(f"frame cache {self.path} is truncated")
+            buf = buf[k:]
+
     def close(self) -> None:
-        self.data = None
+        self.file.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
@@ -105,14 +273,77 @@ class FrameCache:
         self.close()
 
 
-def choose_tile(h: int, w: int, n: int, *, max_memory_mb: float, overlap: int) -> int:
-    """Largest square tile (multiple of 64) whose estimated working set fits ``max_memory_mb``."""
+def choose_tile(h: int, w: int, n: int, *, max_memory_mb: float, overlap: int, method: str = "sff",
+                params: dict | None = None, channels: int = 3, itemsize: int = 1) -> int:
+    """Largest tile side (multiple of 64, at least 256) whose working set fits ``max_memory_mb``.
+
+    The working set is :func:`estimate_memory` (memory on top of the process's baseline) with
+    ``params`` as given; :func:`fuse_stack` first applies :func:`fit_cnn` to them. Returns 0
+    when the whole image fits in one tile, 256 when even that does not fit the budget.
+    """
     budget = max_memory_mb * 1e6
-    per_px = BYTES_PER_PIXEL_PER_FRAME * n + BYTES_PER_PIXEL_FIXED
-    side = int(math.sqrt(max(budget / per_px, 1.0)))
-    if side >= max(h, w) + 2 * overlap:
-        return 0  # one tile covers everything
-    return max(256, (side - 2 * overlap) // 64 * 64)
+    kw = dict(overlap=overlap, method=method, params=params, channels=channels, itemsize=itemsize)
+    if estimate_memory(h, w, n, tile=0, **kw) <= budget:
+        return 0
+    lo, hi = 256, max(256, (max(h, w) - 1) // 64 * 64)
+    if estimate_memory(h, w, n, tile=lo, **kw) > budget:
+        return lo
+    while hi - lo > 64:  # the estimate grows with the tile: bisect on multiples of 64
+        mid = (lo + hi) // 128 * 64
+        if estimate_memory(h, w, n, tile=mid, **kw) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return hi if estimate_memory(h, w, n, tile=hi, **kw) <= budget else lo
+
+
+def fit_cnn(method: str, params: dict | None, n: int, h: int, w: int, *, max_memory_mb: float) -> dict:
+    """Options that keep a CNN pass's internal tiles (all workers) within part of the budget.
+
+    Each worker of SFF's CNN pass holds an internal tile with two 256-channel maps per frame
+    (17 MB per frame at the default 384 px), so with many frames or many cores this, not the
+    stack tile, would exceed the budget. Unless ``params`` sets them: the internal ``tile`` is
+    lowered (in steps of 64 px, to 192 px) while the pass takes more than a quarter of
+    ``max_memory_mb``, then ``threads`` (workers) while it takes more than half. Neither changes
+    the result (internal tiles are exact). Returns the options to override; ``{}`` for
+    methods without a CNN pass.
+    """
+    raw = params or {}
+    if method != "sff":
+        return {}
+    o = _sff_options(raw)
+    budget = max_memory_mb * 1e6
+    out = {}
+    if "tile" not in raw:
+        while cnn_memory(method, o, n, h, w) > budget / 4 and int(o["tile"]) - 64 >= 192:
+            o["tile"] = out["tile"] = int(o["tile"]) - 64
+    if not int(raw.get("threads") or 0):
+        workers = cnn_tiles(o, h, w)[2]
+        while workers > 1 and cnn_memory(method, {**o, "threads": workers}, n, h, w) > budget / 2:
+            workers -= 1
+            out["threads"] = workers
+    return out
+
+
+_MALLOC_TRIM = None
+
+
+def _trim_heap() -> None:
+    """Give memory freed by the last tile back to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    Otherwise a tile's freed temporaries stay in the allocator's arenas, fragmented, and the next
+    tile's peak adds to them.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except Exception:  # not glibc (macOS, Windows, musl...)
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
 
 
 def _tiles(h: int, w: int, tile: int, overlap: int):
@@ -166,7 +397,13 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     overlap : int, keyword-only
         Overlap margin (px) on each side of a tile.
     max_memory_mb : float, keyword-only
-        Working-memory budget used to choose the tile size.
+        Budget (MB, 10**6 bytes) for the fusion's working set: the peak resident memory of the
+        run on top of the process's baseline (interpreter, libraries and, for SFF, PyTorch and
+        the model, about 80 MB and 300 MB). The tile is the largest whose estimated working
+        set (:func:`estimate_memory`, a measured upper envelope per method) fits; for SFF
+        the CNN pass's own tile and worker threads are also lowered when they would take much
+        of the budget, unless set (:func:`fit_cnn`). Not covered: the read
+        phase (a few decoded frames at a time) and ``want_maps``.
     want_maps : bool, keyword-only
         Also assemble every stage map (scores, weights...) at full size.
     progress : callable, keyword-only
@@ -183,7 +420,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
 
     params = dict(params or {})
     m = get_method(method)
-    parse_params(m, params)
+    opts = parse_params(m, params)
     log = log or (lambda s: None)
     prog = progress or (lambda *a: None)
     paths = [Path(p) for p in paths]
@@ -193,6 +430,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     t_start = time.perf_counter()
     first = read_image(paths[0])
     shape, dtype = first.shape, first.dtype
+    # what later frames are checked against: first's shape and dtype without its pixels
+    ref = np.broadcast_to(np.zeros((), dtype), shape)
     alignment = None
     box = (0, 0, shape[1], shape[0])
     transforms = None
@@ -201,7 +440,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         smalls, scale = [], 1.0
         for i, p in enumerate(paths):
             img = first if i == 0 else read_image(p)
-            check_sources([first, img], [str(paths[0]), str(p)])
+            check_sources([ref, img], [str(paths[0]), str(p)])
             g, scale = _small_gray(img, work_size)
             smalls.append(g)
             prog("align", i + 1, n)
@@ -222,15 +461,29 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     with FrameCache(n, out_shape, dtype, cache_dir) as cache:
         for i, p in enumerate(paths):
             img = first if i == 0 else read_image(p)
+            first = None
             if i:
-                check_sources([first, img], [str(paths[0]), str(p)])
+                check_sources([ref, img], [str(paths[0]), str(p)])
             if transforms is not None and not np.allclose(transforms[i], np.eye(3)):
                 img = _warp(img, transforms[i], (shape[1], shape[0]), cv2.INTER_CUBIC, cv2.BORDER_REFLECT)
-            cache.data[i] = img[by0:by1, bx0:bx1]
+            cache.write(i, img[by0:by1, bx0:bx1])
+            img = None
             prog("read", i + 1, n)
-        del img, first
         t_read = time.perf_counter() - t_start
-        t_tile = tile if tile else choose_tile(h, w, n, max_memory_mb=max_memory_mb, overlap=overlap)
+        channels = shape[2] if len(shape) == 3 else 1
+        if not tile:
+            cnn = fit_cnn(method, opts, n, h, w, max_memory_mb=max_memory_mb)
+            if cnn:
+                params.update(cnn)
+                opts.update(cnn)
+                log(f"memory budget {max_memory_mb:g} MB: CNN pass with "
+                    + ", ".join(f"{k}={v}" for k, v in cnn.items()))
+        mem = dict(overlap=overlap, method=method, params=opts, channels=channels, itemsize=dtype.itemsize)
+        t_tile = tile if tile else choose_tile(h, w, n, max_memory_mb=max_memory_mb, **mem)
+        need = estimate_memory(h, w, n, tile=t_tile, **mem) / 1e6
+        if need > max_memory_mb:
+            log(f"memory budget {max_memory_mb:g} MB: {'the smallest tile' if not tile else 'this tile'} "
+                f"({t_tile} px) needs about {need:.0f} MB with {method} and {n} frames")
         tiles = list(_tiles(h, w, t_tile, overlap))
         single = len(tiles) == 1
         acc = None if single else np.zeros(out_shape, np.float32)
@@ -243,8 +496,9 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         else:
             tile_params_for = lambda area: params  # noqa: E731
         for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(tiles):
-            srcs = [cache.data[i, py0:py1, px0:px1] for i in range(n)]
+            srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
             res: FusionResult = fuse(srcs, method=method, **tile_params_for((py1 - py0) * (px1 - px0)))
+            srcs = None
             f = res.fused
             if single:
                 acc = f
@@ -264,10 +518,23 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
                     if name not in maps:
                         maps[name] = np.zeros((h, w), arr.dtype)
                     maps[name][cy0:cy1, cx0:cx1] = arr[core]
+            res = f = None
+            _trim_heap()
             prog("fuse", k + 1, len(tiles))
-    if not single:
-        acc /= (wsum[..., None] if acc.ndim == 3 else wsum)
-    fused = from_float(np.clip(acc, 0.0, 1.0), dtype) if dtype != np.float32 else acc
+    if dtype == np.float32:
+        fused = acc
+        if not single:
+            fused /= (wsum[..., None] if acc.ndim == 3 else wsum)
+    else:  # in bands of rows: no full-size temporaries next to the accumulator
+        fused = np.empty(out_shape, dtype)
+        band = max(1, (1 << 22) // max(1, acc[0].size))
+        for y in range(0, h, band):
+            a = acc[y:y + band]
+            if not single:
+                ws = wsum[y:y + band]
+                a = a / (ws[..., None] if a.ndim == 3 else ws)
+            fused[y:y + band] = from_float(np.clip(a, 0.0, 1.0), dtype)
+        acc = None
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
     return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=len(tiles),
                        tile_size=t_tile, info=info)

@@ -28,7 +28,9 @@ def register(sub):
     p.add_argument("--tile", type=int, default=0, metavar="PX",
                    help="process in tiles of PX pixels with overlap (default: chosen from --max-memory)")
     p.add_argument("--max-memory", type=float, default=4096, metavar="MB",
-                   help="working-memory budget used to choose the tile size (default 4096)")
+                   help="memory budget for the fusion (default 4096): peak resident memory on top of the "
+                        "process's baseline (Python, libraries, for sff PyTorch and the model: about 80 and "
+                        "300 MB); sets the tile size from a per-method model (docs/stacks.md)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return p
 
