@@ -216,23 +216,42 @@ def test_end_to_end_quality_against_ground_truth(synthetic_pair):
 
 @pytest.mark.parametrize("photo", ["camera", "moon"])
 def test_decisions_survive_sensor_noise(photo):
-    """Real photos carry sensor noise in every source; it must not read as 'sharp'.
+    """Sensor noise (the same level in both sources) must not flip decisions where they matter.
 
-    Gray photos with large smooth areas are where a classifier trained on noise-free data
-    fails: noise is the only high frequency there, and it is the same in both sources.
+    Gray photos with large smooth areas are the hard case: there noise is the only high
+    frequency. Accuracy is counted where the noise-free sources differ (elsewhere either
+    source is right).
     """
+    import cv2
     from skimage import data
 
     from mfif import fuse
     from mfif.io import to_float
-    from mfif.metrics import decision_accuracy
     from mfif.synth import make_case
 
     case = make_case(to_float(getattr(data, photo)()), n_sources=2, rng=np.random.default_rng(11), size=256,
                      radius=(1.0, 4.0))
+    matters = cv2.GaussianBlur(np.abs(case.sources[0] - case.sources[1]), (0, 0), 2) > 0.02
     rng = np.random.default_rng(3)
     noisy = [np.clip(s + rng.normal(0.0, 0.01, s.shape), 0, 1).astype(np.float32) for s in case.sources]
-    assert decision_accuracy(fuse(noisy, method="sff").decision, case.mask) > 0.9
+    decision = fuse(noisy, method="sff").decision
+    assert np.mean(decision[matters] == case.mask[matters]) > 0.9
+
+
+@pytest.mark.parametrize("name", ["gray_mwg_pepsi", "gray_tid_testna_slika1"])
+def test_real_noisy_pairs_are_not_inverted(name, shared_data):
+    """Two real gray pairs with mild defocus and sensor noise, where a CNN trained on noise-free
+    data reads noise as sharpness and inverts large parts of the map (the first shipped weights
+    agreed with a classic focus measure on 49 % and 62 % of the pixels). No ground truth: the
+    check is agreement with the sum-modified-Laplacian focus map on most of the image."""
+    from mfif import fuse
+    from mfif.io import read_image, to_float
+
+    folder = shared_data / "real_pairs" / "classic"
+    sources = [to_float(read_image(folder / f"{name}_{k}.png")) for k in (1, 2)]
+    ours = fuse(sources, method="sff").decision
+    classic = fuse(sources, method="focus-map").decision
+    assert np.mean(ours == classic) > 0.8
 
 
 def test_stage_maps_are_exposed(synthetic_pair):

@@ -21,7 +21,8 @@ import numpy as np
 __all__ = ["remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights"]
 
 
-def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
+def remove_small_regions(decision: np.ndarray, *, min_area: int, confidence: np.ndarray | None = None,
+                         keep_above: float = 1.0, keep_min_area: int = 0) -> np.ndarray:
     """Reassign connected regions smaller than ``min_area`` pixels to their surroundings.
 
     Every 4-connected region (of any label) with fewer than ``min_area`` pixels is removed
@@ -31,6 +32,10 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
     small holes; nested small regions are resolved in the same pass. Fully vectorised: the
     cost does not grow with the number of regions.
 
+    With a per-pixel ``confidence`` map, a small region is kept if its mean confidence is at
+    least ``keep_above`` and it has at least ``keep_min_area`` pixels: a classifier's confident
+    small region is usually a real small object in focus, its unsure islands are noise.
+
     Parameters
     ----------
     decision : ndarray
@@ -38,6 +43,12 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
     min_area : int, keyword-only
         Regions with fewer pixels are removed. ``0`` returns the map unchanged. If every
         region is small, the map is returned unchanged.
+    confidence : ndarray, optional, keyword-only
+        ``HxW`` confidence of the decision in [0, 1].
+    keep_above : float, keyword-only
+        Mean confidence from which a small region is kept (> 1: never).
+    keep_min_area : int, keyword-only
+        Confident regions with fewer pixels are still removed.
 
     Returns
     -------
@@ -47,13 +58,18 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int) -> np.ndarray:
     d = np.asarray(decision).astype(np.int16, copy=True)
     if min_area <= 1:
         return d
+    conf = None if confidence is None else np.asarray(confidence, dtype=np.float64).ravel()
     small = np.zeros(d.shape, bool)
     for lab in np.unique(d):
         mask = (d == lab).astype(np.uint8)
-        _, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
-        area = stats[:, cv2.CC_STAT_AREA].copy()
-        area[0] = np.iinfo(area.dtype).max  # background of this label's mask
-        small |= (area[comp] < min_area) & (mask > 0)
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        area = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+        remove = area < min_area
+        if conf is not None:
+            mean_conf = np.bincount(comp.ravel(), weights=conf, minlength=n) / np.maximum(area, 1)
+            remove &= ~((mean_conf >= keep_above) & (area >= keep_min_area))
+        remove[0] = False  # background of this label's mask
+        small |= remove[comp] & (mask > 0)
     if not small.any() or small.all():
         return d
     return fill_from_nearest(d, small)

@@ -16,7 +16,7 @@ The pipeline (each frame is decoded once and never held in memory with all the o
 * **Tiles.** With a tile smaller than the image, each tile is fused with an overlap margin on
   every side; the fused tiles are blended with linear ramps across the overlaps (no seams) and
   label maps (decision / depth) take each pixel from the tile whose core holds it. Options
-  that are fractions of the image area (``min_region``) are rescaled to the tile so that a
+  that are fractions of the image area (``min_region``, ``min_region_floor``) are rescaled to the tile so that a
   tile removes the same absolute region sizes as a whole-image pass.
 * **Memory.** ``tile=0`` picks the largest tile whose estimated working set fits
   ``max_memory_mb``: per-method models (:class:`MemoryModel`, measured) of the memory a
@@ -172,6 +172,10 @@ def estimate_memory(h: int, w: int, n: int, *, tile: int, overlap: int, method: 
     out_px = channels * itemsize
     full = h * w * (2 * out_px if single else (4 * channels + 4 + 2 + 2 * out_px))
     return tile_bytes + full
+
+
+#: Method options given as fractions of the image area; tiles rescale them to their own area.
+AREA_FRACTION_PARAMS = ("min_region", "min_region_floor")
 
 
 @dataclass
@@ -490,11 +494,14 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         wsum = None if single else np.zeros((h, w), np.float32)
         decision = None
         maps: dict[str, np.ndarray] = {}
-        if not single and "min_region" in {p.name for p in m.params}:
-            base = params.get("min_region", next(p.default for p in m.params if p.name == "min_region"))
-            tile_params_for = lambda area: {**params, "min_region": min(0.5, float(base) * h * w / area)}  # noqa: E731
-        else:
-            tile_params_for = lambda area: params  # noqa: E731
+        area_params = {p.name: params.get(p.name, p.default) for p in m.params if p.name in AREA_FRACTION_PARAMS}
+
+        def tile_params_for(area: int) -> dict:
+            """Options that are fractions of the image area, rescaled to a tile of ``area`` px."""
+            if single:
+                return params
+            return {**params, **{k: min(0.5, float(v) * h * w / area) for k, v in area_params.items()}}
+
         for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(tiles):
             srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
             res: FusionResult = fuse(srcs, method=method, **tile_params_for((py1 - py0) * (px1 - px0)))

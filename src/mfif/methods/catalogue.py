@@ -10,9 +10,15 @@ register(Method(
         Param("weights", str, "", "path of a .pt weights file (default: the shipped model)"),
         Param("threshold", float, 0.5, "score threshold for the initial segmentation", min=0.0, max=1.0),
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
+        Param("keep_confident", float, 0.3, "keep a small region if the CNN's mean confidence in it is at least "
+              "this (> 1: never, as in the paper)", min=0.0, max=2.0),
+        Param("min_region_floor", float, 0.001, "remove even confident regions smaller than this fraction",
+              min=0.0, max=0.5),
         Param("refine_band", float, 16.0, "re-decide pixels this close (px) to a boundary with a fine focus "
               "measure (0: off, as in the paper)", min=0.0, max=256.0),
         Param("refine_window", int, 5, "window (px) of that fine focus measure", min=3, max=31),
+        Param("refine_noise", float, 8.0, "re-decide only where the fine measure beats the runner-up by this "
+              "many noise sigmas (0: everywhere in the band)", min=0.0),
         Param("gf_radius", int, 2, "guided-filter radius of the consistency step (px)", min=0, max=256),
         Param("gf_eps", float, 0.001, "guided-filter regularisation", min=0.0),
         Param("seam", str, "laplacian", "boundary treatment in step 4: laplacian cross-fade or none (paper)",

@@ -90,21 +90,45 @@ def boundary_distance(decision: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
+def noise_sigma(grays: Sequence[np.ndarray]) -> float:
+    """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(np.mean([estimate_sigma(g) for g in grays]))
+
+
 def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band: float, window: int = 5,
-                      min_area: int = 0) -> np.ndarray:
+                      min_area: int = 0, noise_k: float = 0.0) -> np.ndarray:
     """Re-decide pixels within ``band`` px of a decision boundary with a fine focus measure.
 
-    Inside the band each pixel takes the source with the highest sum-modified-Laplacian over a
-    ``window`` x ``window`` box; fragments smaller than ``min_area`` px are then removed.
+    Inside the band a pixel takes the source with the highest sum-modified-Laplacian over a
+    ``window`` x ``window`` box, where that measure is decisive: the best source's value
+    exceeds the runner-up's by more than ``noise_k`` times the estimated noise sigma of the
+    sources (0: everywhere in the band). On noisy photos the fine measure sees mostly noise,
+    so it only moves boundaries where the evidence stands out from it. Fragments smaller than
+    ``min_area`` px are then removed.
     """
     if band <= 0:
         return decision
     near = boundary_distance(decision) <= band
     if not near.any():
         return decision
-    fine = argmax_decision(np.stack([sml(g, window=window) for g in grays]))
+    fine_scores = np.stack([sml(g, window=window) for g in grays])
+    fine = argmax_decision(fine_scores)
+    if noise_k > 0:
+        top2 = np.sort(fine_scores, axis=0)[-2:]
+        near &= (top2[1] - top2[0]) > noise_k * noise_sigma(grays)
     out = np.where(near, fine, decision).astype(np.int16)
     return remove_small_regions(out, min_area=min_area)
+
+
+def decision_confidence(scores: np.ndarray) -> np.ndarray:
+    """Confidence in [0, 1] of the decision: ``|2p - 1|`` for two sources (scores ``(1, H, W)``),
+    best minus second-best score for N sources (scores ``(N, H, W)``)."""
+    if scores.shape[0] == 1:
+        return np.abs(2.0 * scores[0] - 1.0)
+    top2 = np.sort(scores, axis=0)[-2:]
+    return top2[1] - top2[0]
 
 
 def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.ndarray, *, width: float) -> np.ndarray:
@@ -124,7 +148,8 @@ def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.nd
 
 
 def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float = 0.5, min_region: float = 0.01,
-             refine_band: float = 16.0, refine_window: int = 5, gf_radius: int = 2, gf_eps: float = 0.001,
+             keep_confident: float = 0.3, min_region_floor: float = 0.001,
+             refine_band: float = 16.0, refine_window: int = 5, refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001,
              seam: str = "laplacian", seam_width: float = 4.0, stride: int = 4, tile: int = 384,
              threads: int = 0, scale: float = 1.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with Semantic Focus Fusion.
@@ -139,12 +164,22 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
         Step 2 threshold on P(A focused) for two sources.
     min_region : float
         Step 3: connected regions smaller than this fraction of the image, divided by
-        ``N - 1`` for N sources, are removed.
+        ``N - 1`` for N sources, are removed...
+    keep_confident : float
+        ...unless the classifier is confident in them: a small region whose mean confidence
+        (``|2p - 1|``; best minus second-best score for N sources) is at least this is kept
+        (> 1: the paper's plain rule).
+    min_region_floor : float
+        Confident regions smaller than this fraction (divided by ``N - 1``) are removed anyway.
     refine_band : float
         Step 3: pixels within this many px of a decision boundary are re-decided by a
         sum-modified-Laplacian over ``refine_window`` px (0 = off, the paper's step 3).
     refine_window : int
         Window of that fine focus measure.
+    refine_noise : float
+        A band pixel is re-decided only where the fine measure's best source beats the
+        runner-up by more than this many times the sources' estimated noise sigma
+        (0: every band pixel).
     gf_radius, gf_eps : int, float
         Step 3: guided-filter radius (px) and regularisation (on [0, 1] intensities).
     seam : {"laplacian", "none"}
@@ -193,9 +228,11 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     # a stack of N frames splits the image into about N regions: scale the minimum region
     # with 1 / (N - 1) so that frames focused on small depth ranges are not absorbed
     min_area = int(round(min_region * h * w / (n - 1)))
-    decision = remove_small_regions(initial, min_area=min_area)
+    floor = int(round(min_region_floor * h * w / (n - 1)))
+    decision = remove_small_regions(initial, min_area=min_area, confidence=decision_confidence(scores),
+                                    keep_above=keep_confident, keep_min_area=floor)
     decision = refine_boundaries(decision, grays, band=refine_band, window=refine_window,
-                                 min_area=min_area // 10)
+                                 min_area=min_area // 10, noise_k=refine_noise)
     guide = to_gray(weighted_blend(sources, one_hot(decision, n)))
     weights_maps = refine_weights(decision, guide, n, radius=gf_radius, eps=gf_eps)
     timings["consistency"] = time.perf_counter() - t0
