@@ -24,11 +24,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_methods.py
 
 # The recipe of the shipped SFF weights (src/mfif/data/sff_weights.pt): the paper's recipe on
-# patches synthesised from the BSDS500 training photos; then copy runs/sff/best.pt and
-# best.json to src/mfif/data/sff_weights.pt / .json.
+# patches synthesised from the BSDS500 training photos, then fine-tune it with sensor noise, JPEG
+# and gain augmentation; copy runs/sff-noise/best.pt and best.json to
+# src/mfif/data/sff_weights.pt / .json (docs/model_card.md).
 TRAIN_IMAGES ?= ../shared/data/train_images
 train: $(STAMP)
 	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff --batch 32 --seed 0 --max-minutes 60
+	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-noise --batch 32 --seed 1 --max-minutes 40 \
+		--init runs/sff/best.pt --noise 0.02 --jpeg 60 --brightness 0.05
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info src/*.egg-info

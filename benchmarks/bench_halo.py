@@ -32,8 +32,8 @@ METHODS = [
     ("laplacian", "laplacian", {}),
     ("gff", "gff", {}),
     ("focus-map", "focus-map", {}),
-    ("sff hard map (paper steps)", "sff", {"refine_band": 0, "seam": "none", "gf_radius": 0}),
-    ("sff paper (guided filter)", "sff", {"refine_band": 0, "seam": "none", "gf_radius": 8, "gf_eps": 0.01}),
+    ("sff hard map (paper steps)", "sff", {"keep_confident": 2.0, "refine_band": 0, "seam": "none", "gf_radius": 0}),
+    ("sff paper (guided filter)", "sff", {"keep_confident": 2.0, "refine_band": 0, "seam": "none", "gf_radius": 8, "gf_eps": 0.01}),
     ("sff (mfif default)", "sff", {}),
 ]
 

@@ -210,7 +210,8 @@ def test_end_to_end_quality_against_ground_truth(synthetic_pair):
     assert psnr(fused, gt) > psnr(avg, gt) + 5.0
     assert decision_accuracy(res.decision, synthetic_pair.mask) > 0.95
     # the paper's exact steps (no boundary refinement, no seam treatment) also work
-    paper = fuse(synthetic_pair.sources, method="sff", refine_band=0, seam="none", gf_radius=8, gf_eps=0.01)
+    paper = fuse(synthetic_pair.sources, method="sff", keep_confident=2.0, refine_band=0, seam="none", gf_radius=8,
+                 gf_eps=0.01)
     assert ssim(from_float(paper.fused), gt) > 0.95
 
 

@@ -5,17 +5,21 @@
 2. **Initial segmentation** -- the score map is thresholded at 0.5 (two sources) or arg-maxed
    (more sources) into a decision map.
 3. **Consistency verification** -- regions smaller than ``min_region`` of the image are
-   absorbed by their surroundings; then (mfif's addition, ``refine_band``) pixels within a few
-   pixels of a decision boundary are re-decided by a fine-scale focus measure (the CNN sees
-   22x22 windows and cannot place a boundary to the pixel), small fragments are removed
-   again, and each source's binary mask is smoothed with a guided filter steered by the
-   initially fused image, so boundaries follow image edges.
+   absorbed by their surroundings, except (mfif's addition, ``keep_confident``) those in
+   which the CNN is confident and that are at least ``min_region_floor`` of the image: small
+   objects in focus survive, the classifier's unsure islands do not. Then (mfif's addition,
+   ``refine_band``) pixels within a few pixels of a decision boundary are re-decided by a
+   fine-scale focus measure (the CNN sees 22x22 windows and cannot place a boundary to the
+   pixel) where that measure is decisive against the sources' estimated noise
+   (``refine_noise``), small fragments are removed again, and each source's binary mask is
+   smoothed with a guided filter steered by the initially fused image, so boundaries follow
+   image edges.
 4. **Fusion** -- pixel-wise weighted average of the sources with the refined weights. mfif's
    addition (``seam="laplacian"``): within ``seam_width`` px of a decision boundary the
    weighted average is cross-faded into a Laplacian-pyramid (max-abs) fusion, which keeps the
    sharp detail of both sides at an occlusion boundary, where neither source alone is right
-   (a defocused foreground spreads over the background). ``refine_band=0, seam="none"`` is
-   the paper's method exactly.
+   (a defocused foreground spreads over the background). ``keep_confident=2, refine_band=0,
+   seam="none"`` is the paper's method exactly.
 
 Colour images are decided on luminance (BT.601) and blended in colour.
 
@@ -32,6 +36,8 @@ References
 .. [2] Y. Liu, X. Chen, H. Peng and Z. Wang, "Multi-focus image fusion with a deep
    convolutional neural network", Information Fusion 36, 2017.
 .. [3] K. He, J. Sun and X. Tang, "Guided image filtering", IEEE TPAMI 35(6), 2013.
+.. [4] D. L. Donoho and I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
+   Biometrika 81(3), 1994 (the median-absolute-deviation noise estimate).
 """
 from __future__ import annotations
 
