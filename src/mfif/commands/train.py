@@ -48,15 +48,12 @@ def run(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 < args.val_fraction < 1:
         raise UsageError("--val-fraction must be between 0 and 1")
-    if args.noise is not None and args.noise < 0:
-        raise UsageError("--noise must be >= 0")
-    if args.brightness is not None and args.brightness < 0:
-        raise UsageError("--brightness must be >= 0")
-    if args.jpeg is not None and not 1 <= args.jpeg <= 100:
-        raise UsageError(f"--jpeg must be in 1..100, got {args.jpeg}")
     if args.init and not os.path.isfile(args.init):
         raise UsageError(f"--init {args.init}: no such file")
     options = {k: getattr(args, k) for k in ("noise", "jpeg", "brightness") if getattr(args, k) is not None}
+    from ..synth import _check_options
+
+    _check_options(options)  # fail fast on bad values, with the sampler's own checks
     from ..sff.train import TrainConfig, train
 
     cfg = TrainConfig(photos=args.photos, out_dir=args.out, lr=args.lr, batch=args.batch, max_epochs=args.epochs,

@@ -122,10 +122,17 @@ def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band
     fine_scores = np.stack([sml(g, window=window) for g in grays])
     fine = argmax_decision(fine_scores)
     if noise_k > 0:
-        top2 = np.sort(fine_scores, axis=0)[-2:]
-        near &= (top2[1] - top2[0]) > noise_k * noise_sigma(grays)
+        near &= best_margin(fine_scores) > noise_k * noise_sigma(grays)
     out = np.where(near, fine, decision).astype(np.int16)
     return remove_small_regions(out, min_area=min_area)
+
+
+def best_margin(stack: np.ndarray) -> np.ndarray:
+    """Per pixel, the best of ``N >= 2`` maps ``(N, H, W)`` minus the second best."""
+    if stack.shape[0] == 2:
+        return np.abs(stack[0] - stack[1])
+    top2 = np.partition(stack, -2, axis=0)[-2:]
+    return top2[1] - top2[0]
 
 
 def decision_confidence(scores: np.ndarray) -> np.ndarray:
@@ -133,8 +140,7 @@ def decision_confidence(scores: np.ndarray) -> np.ndarray:
     best minus second-best score for N sources (scores ``(N, H, W)``)."""
     if scores.shape[0] == 1:
         return np.abs(2.0 * scores[0] - 1.0)
-    top2 = np.sort(scores, axis=0)[-2:]
-    return top2[1] - top2[0]
+    return best_margin(scores)
 
 
 def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.ndarray, *, width: float) -> np.ndarray:

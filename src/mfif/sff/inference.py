@@ -107,8 +107,8 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
                     progress(i + 1, len(boxes))
         else:
             with ThreadPoolExecutor(workers) as pool:
-                for i, _ in enumerate(as_completed([pool.submit(run, b) for b in boxes])):
-                    _.result()
+                for i, done in enumerate(as_completed([pool.submit(run, b) for b in boxes])):
+                    done.result()  # re-raises a worker's exception
                     if progress is not None:
                         progress(i + 1, len(boxes))
     finally:
