@@ -37,6 +37,24 @@ def test_output_is_swap_consistent():
         torch.testing.assert_close(net(a, b), -net(b, a))
 
 
+
+@pytest.mark.parametrize("shape", [(1, 1, 22, 22), (3, 1, 22, 22), (1, 1, 61, 83), (2, 1, 64, 70)])
+def test_fast_stream_equals_the_plain_layer_sequence(shape):
+    # the stream is arranged for speed (conv1+pool as four stride-2 convs, pools as maxima of
+    # views, channels-last); it must equal the paper's conv -> ReLU -> max-pool sequence
+    F = torch.nn.functional
+    torch.manual_seed(2)
+    net = SFFNet().eval()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        t = net.normalize(x)
+        for block in (net.block1, net.block2):
+            t = F.max_pool2d(F.relu(block[0](t)), 2)
+        ref = F.relu(net.block3[0](t))
+        torch.testing.assert_close(net.trunk(x), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.features(x, dense_stride=8), F.max_pool2d(ref, 2), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.features(x, dense_stride=4), F.max_pool2d(ref, 2, stride=1), atol=1e-5, rtol=1e-5)
+
 @pytest.mark.parametrize("stride", [4, 8])
 def test_dense_pass_equals_patchwise_and_tiling(stride, rng):
     torch.manual_seed(1)

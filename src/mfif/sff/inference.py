@@ -24,7 +24,7 @@ from .model import PATCH
 def pairwise_from_projections(net, proj: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Mean probability that each source beats every other one, from per-source projections."""
     n = len(proj)
-    scores = torch.zeros((n,) + tuple(proj[0][0].shape[-2:]), dtype=torch.float32)
+    scores = torch.zeros((n,) + tuple(proj[0][0].shape[1:3]), dtype=torch.float32)
     for i in range(n):
         for j in range(i + 1, n):
             p = torch.sigmoid(net.pair_logit(proj[i], proj[j]))[0]
@@ -135,10 +135,15 @@ def grid_to_map(grid: np.ndarray, shape: tuple[int, int], *, stride: int = 4, fo
     h, w = shape
     g = torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))[:, None]
     f = int(footprint)
-    ones = torch.ones((1, 1, f, f))
+    row, col = torch.ones((1, 1, 1, f)), torch.ones((1, 1, f, 1))
+
+    def spread(x):  # the f x f box is separable: one 1-D pass per axis (11x fewer operations)
+        x = torch.nn.functional.conv_transpose2d(x, row, stride=(1, stride))
+        return torch.nn.functional.conv_transpose2d(x, col, stride=(stride, 1))
+
     with torch.inference_mode():
-        acc = torch.nn.functional.conv_transpose2d(g, ones, stride=stride)[:, 0]
-        cnt = torch.nn.functional.conv_transpose2d(torch.ones_like(g[:1]), ones, stride=stride)[0, 0]
+        acc = spread(g)[:, 0]
+        cnt = spread(torch.ones_like(g[:1]))[0, 0]
     # window k is centred at pixel stride*k - 0.5; its footprint starts at stride*k - f/2.
     off = f // 2
     acc = acc[:, off: off + h, off: off + w]
