@@ -23,7 +23,7 @@ register(Method(
         Param("gf_eps", float, 0.001, "guided-filter regularisation", min=0.0),
         Param("seam", str, "laplacian", "boundary treatment in step 4: laplacian cross-fade or none (paper)",
               choices=("laplacian", "none")),
-        Param("seam_width", float, 4.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
+        Param("seam_width", float, 6.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
         Param("stride", int, 4, "score-map stride in px (4 or 8)", choices=(4, 8)),
         Param("tile", int, 384, "tile size for the CNN pass (px, bounds memory)", min=64),
         Param("threads", int, 0, "CPU worker threads of the CNN pass (0: all cores)", min=0),

@@ -162,7 +162,7 @@ def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.nd
 def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float = 0.5, min_region: float = 0.01,
              keep_confident: float = 0.3, min_region_floor: float = 0.001,
              refine_band: float = 16.0, refine_window: int = 5, refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001,
-             seam: str = "laplacian", seam_width: float = 4.0, stride: int = 4, tile: int = 384,
+             seam: str = "laplacian", seam_width: float = 6.0, stride: int = 4, tile: int = 384,
              threads: int = 0, scale: float = 1.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with Semantic Focus Fusion.
 
@@ -245,7 +245,7 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
                                     keep_above=keep_confident, keep_min_area=floor)
     decision = refine_boundaries(decision, grays, band=refine_band, window=refine_window,
                                  min_area=min_area // 10, noise_k=refine_noise)
-    guide = to_gray(weighted_blend(sources, one_hot(decision, n)))
+    guide = weighted_blend(grays, one_hot(decision, n))  # = to_gray of the hard-fused image
     weights_maps = refine_weights(decision, guide, n, radius=gf_radius, eps=gf_eps)
     timings["consistency"] = time.perf_counter() - t0
     t0 = time.perf_counter()
