@@ -75,6 +75,23 @@ def test_dense_pass_equals_patchwise_and_tiling(stride, rng):
         assert abs(grid[0, k, l] + grid[1, k, l] - 1) < 1e-6
 
 
+
+def test_many_sources_score_is_mean_pairwise_win_probability(rng):
+    # N = 4 sources through the projected, row-banded head must equal the plain two-input
+    # network run on every ordered pair, averaged
+    torch.manual_seed(3)
+    net = SFFNet().eval()
+    imgs = [rng.random((45, 70)).astype(np.float32) for _ in range(4)]
+    grid = score_grid(net, imgs, stride=4, tile=64)
+    padded = [torch.from_numpy(np.pad(g, PATCH // 2, mode="reflect"))[None, None] for g in imgs]
+    kh, kw = grid.shape[1:]
+    with torch.no_grad():
+        for i in range(4):
+            wins = [torch.sigmoid(net(padded[i], padded[j], dense_stride=4))[0, :kh, :kw]
+                    for j in range(4) if j != i]
+            np.testing.assert_allclose(grid[i], torch.stack(wins).mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(grid.sum(0), 2.0, atol=1e-5)  # N/2: each pair's two probabilities sum to 1
+
 def test_grid_to_map_constant_and_step():
     g = np.full((2, 6, 7), 0.25, np.float32)
     m = grid_to_map(g, (20, 24), stride=4)

@@ -77,6 +77,7 @@ def _conv_relu_pool(x: torch.Tensor, conv: nn.Conv2d, *, chunk: int = 512) -> to
     out = torch.relu(out + conv.bias)
     return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
+
 class SFFNet(nn.Module):
     """Dual-stream focus classifier with fully convolutional head.
 
