@@ -94,9 +94,9 @@ def test_bad_option_value(pair, tmp_path, capsys):
 
 
 def test_unknown_cli_flag(pair, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["fuse", str(pair[0]), str(pair[1]), "-o", str(tmp_path / "o.png"), "--bogus"])
-    assert exc.value.code == 2
+    code, _, err = run_cli(["fuse", *pair, "-o", tmp_path / "o.png", "--bogus"], capsys)
+    assert_usage_error(code, err, "unrecognized arguments: --bogus", "mfif fuse --help")
+    assert err.count("\n") == 1  # one line, no usage block
 
 
 def test_refuses_to_overwrite_input(pair, tmp_path, capsys):

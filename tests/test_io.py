@@ -82,7 +82,7 @@ def test_read_errors(tmp_path):
     bad.write_bytes(b"not an image at all")
     with pytest.raises(UsageError, match="cannot read image"):
         read_image(bad)
-    with pytest.raises(UsageError, match="not a file"):
+    with pytest.raises(UsageError, match="is a directory"):
         read_image(tmp_path)
 
 

@@ -18,9 +18,10 @@ COMMANDS = ("fuse", "methods", "eval", "synth", "train", "bench", "demo")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # exit 2 with one line, like every other usage error
-        self.print_usage(sys.stderr)
-        raise SystemExit(_fail(message))
+    """argparse with its complaints raised as :class:`UsageError` (one line, exit 2)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _fail(message: str) -> int:
@@ -47,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return int(args._run(args) or 0)
     except UsageError as exc:
         return _fail(str(exc))

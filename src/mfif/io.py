@@ -13,11 +13,13 @@ Conventions used throughout mfif
 """
 from __future__ import annotations
 
+import contextlib
 import glob as _glob
 import os
 import re
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -32,6 +34,13 @@ __all__ = [
     "read_image",
     "write_image",
     "check_output_path",
+    "check_target",
+    "check_format",
+    "check_finite",
+    "atomic_output",
+    "image_info",
+    "ImageInfo",
+    "orient",
     "check_sources",
     "expand_sources",
     "read_stack",
@@ -48,20 +57,154 @@ def natural_key(path: str | os.PathLike) -> list:
     return [int(p) if p.isdigit() else p.lower() for p in parts]
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+# --------------------------------------------------------------------------------------------
+# Orientation (EXIF / TIFF tag 274)
+# --------------------------------------------------------------------------------------------
+#: Tag 274 values and what they ask of the stored pixels to show them upright (TIFF 6.0 and
+#: EXIF 2.3): 1 as stored, 2 mirrored left-right, 3 turned 180 degrees, 4 mirrored top-bottom,
+#: 5 transposed, 6 turned 90 degrees clockwise, 7 transversed, 8 turned 90 degrees anticlockwise.
+ORIENTATIONS = range(1, 9)
+
+
+def orient(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels upright according to an EXIF/TIFF orientation value (1-8).
+
+    Parameters
+    ----------
+    img : ndarray
+        ``HxW`` or ``HxWxC`` as stored in the file.
+    orientation : int
+        Tag 274; values outside 1-8 (missing or corrupt tags) leave the image as stored.
+
+    Returns
+    -------
+    ndarray
+        A view of ``img``; ``WxH[xC]`` for orientations 5-8.
+    """
+    if orientation == 2:
+        return img[:, ::-1]
+    if orientation == 3:
+        return img[::-1, ::-1]
+    if orientation == 4:
+        return img[::-1]
+    if orientation == 5:
+        return img.swapaxes(0, 1)
+    if orientation == 6:
+        return img.swapaxes(0, 1)[:, ::-1]
+    if orientation == 7:
+        return img.swapaxes(0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return img.swapaxes(0, 1)[::-1]
+    return img
+
+
+# --------------------------------------------------------------------------------------------
+# Decoders. Each returns the stored pixels plus the orientation tag; read_image does the rest.
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageInfo:
+    """What :func:`read_image` will return for a file, known from its header alone.
+
+    ``shape`` is the upright ``(H, W)`` or ``(H, W, C)`` after alpha is dropped; ``dtype`` is
+    ``uint8``, ``uint16`` or ``float32``.
+    """
+
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def size(self) -> str:
+        """``"WxH"`` as messages print it."""
+        return f"{self.shape[1]}x{self.shape[0]}"
+
+
+_TIFF_PHOTOMETRIC = {0: "min-is-white", 1: "min-is-black", 2: "RGB", 3: "palette", 4: "mask",
+                     5: "CMYK (separated)", 6: "YCbCr", 8: "CIELAB", 9: "ICCLAB", 10: "ITULAB",
+                     32844: "LogL", 32845: "LogLuv", 34892: "linear raw", 32803: "colour filter array"}
+
+
+def _tiff_plan(path: Path, tf) -> tuple:
+    """Check a TIFF's layout and return (page, native dtype, output dtype, orientation)."""
+    pages = tf.pages
+    first = pages.first if hasattr(pages, "first") else pages[0]
+    full = 0
+    for pg in pages:
+        if not (int(getattr(pg, "subfiletype", 0) or 0) & 1):  # bit 0: a reduced-resolution copy
+            full += 1
+        if full > 1:
+            raise UsageError(f"{path}: a multi-page TIFF (more than one full-resolution image); "
+                             "mfif reads one image per file: save each focal plane as its own file")
+    photometric = int(first.photometric)
+    if photometric not in (0, 1, 2, 3) and not (photometric == 6 and first.shape[-1] == 3):
+        name = _TIFF_PHOTOMETRIC.get(photometric, f"photometric {photometric}")
+        raise UsageError(f"{path}: {name} TIFF is not supported; mfif reads gray, RGB and palette "
+                         "TIFF (convert it to RGB first)")
+    native = np.dtype(first.dtype)
+    if native in (np.uint8, np.uint16):
+        out = native
+    elif native == np.bool_:
+        out = np.dtype(np.uint8)
+    elif native in (np.int8, np.int16, np.float16, np.float32, np.float64):
+        out = np.dtype(np.float32)  # signed or float data: kept in its own range, never clipped
+    else:
+        raise UsageError(f"{path}: {native} TIFF is not supported; mfif reads 8/16-bit unsigned, "
+                         "8/16-bit signed and float TIFF")
+    if photometric == 3:
+        out = np.dtype(np.uint8) if native == np.uint8 else np.dtype(np.uint16)
+    tag = first.tags.get(274)
+    orientation = int(tag.value) if tag is not None else 1
+    return first, native, out, photometric, orientation
+
+
+def _tiff_info(path: Path) -> ImageInfo:
     import tifffile
 
-    img = tifffile.imread(str(path))
-    img = np.asarray(img)
-    # Drop singleton dimensions (e.g. 1xHxW pages) and move a leading channel axis last.
-    img = np.squeeze(img)
+    with tifffile.TiffFile(str(path)) as tf:
+        first, _, out, photometric, orientation = _tiff_plan(path, tf)
+        shape = _tiff_layout(first.shape)
+        if photometric == 3:
+            shape = shape[:2] + (3,)
+    return ImageInfo(_upright(_drop_alpha_shape(shape), orientation), out)
+
+
+def _tiff_layout(shape: tuple) -> tuple:
+    """Squeeze singleton axes and move a leading sample axis last (planar RGB)."""
+    shape = tuple(d for d in shape if d != 1) or (1, 1)
+    if len(shape) == 3 and shape[0] in (3, 4) and shape[-1] not in (3, 4):
+        shape = shape[1:] + shape[:1]
+    return shape
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tf:
+        first, native, out, photometric, orientation = _tiff_plan(path, tf)
+        img = np.asarray(first.asarray())
+        colormap = first.colormap if photometric == 3 else None
+    img = np.squeeze(img) if img.size > 1 else img.reshape(1, 1)
     if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[-1] not in (3, 4):
         img = np.moveaxis(img, 0, -1)
-    if img.dtype == np.float64:
+    if photometric == 3:  # palette: look the indices up (16-bit entries; 8-bit when stored so)
+        cmap = np.asarray(colormap).T  # N x 3
+        if out == np.uint8:
+            cmap = np.rint(cmap / 257.0).astype(np.uint8)
+        img = cmap.astype(out)[img]
+    elif photometric == 0:  # min-is-white: 0 is white
+        img = _invert(img)
+    if native == np.bool_:
+        img = img.astype(np.uint8) * np.uint8(255)
+    elif out == np.float32 and img.dtype != np.float32:
         img = img.astype(np.float32)
-    if img.dtype == np.int16:
-        img = img.astype(np.int32).clip(0, None).astype(np.uint16)
-    return img
+    return img, orientation
+
+
+def _invert(img: np.ndarray) -> np.ndarray:
+    if img.dtype.kind == "u":
+        return np.iinfo(img.dtype).max - img
+    if img.dtype == np.bool_:
+        return ~img
+    return -img.astype(np.float32)
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -70,6 +213,52 @@ def _png_bit_depth(path: Path) -> int:
     if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         return head[24]
     return 0
+
+
+def _pil_orientation(im) -> int:
+    try:
+        return int(im.getexif().get(274, 1))
+    except Exception:  # a corrupt EXIF block must not stop the read: treat as upright
+        return 1
+
+
+#: Pillow modes and the (channels, dtype) read_image makes of them.
+_PIL_MODES = {
+    "1": (1, np.uint8), "L": (1, np.uint8), "LA": (1, np.uint8), "PA": (3, np.uint8), "La": (1, np.uint8),
+    "I;16": (1, np.uint16), "I;16B": (1, np.uint16), "I;16L": (1, np.uint16), "I;16N": (1, np.uint16),
+    "I": (1, np.uint16), "F": (1, np.float32), "RGB": (3, np.uint8), "RGBA": (3, np.uint8),
+    "RGBa": (3, np.uint8), "RGBX": (3, np.uint8), "CMYK": (3, np.uint8), "YCbCr": (3, np.uint8),
+    "LAB": (3, np.uint8), "HSV": (3, np.uint8), "P": (3, np.uint8),
+}
+
+
+def _pil_open(path: Path):
+    from PIL import Image
+
+    im = Image.open(path)
+    if getattr(im, "n_frames", 1) > 1:
+        im.close()
+        raise UsageError(f"{path}: an animated or multi-frame image; mfif reads one image per file")
+    if im.mode not in _PIL_MODES:
+        im.close()
+        raise UsageError(f"{path}: pixel mode {im.mode} is not supported (use gray, RGB or 16-bit)")
+    return im
+
+
+def _pil_info(path: Path) -> ImageInfo:
+    if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            channels = {"I;16": 1, "I;16B": 1, "I": 1, "LA": 1, "RGB": 3, "RGBA": 3}.get(im.mode, 3)
+            orientation = _pil_orientation(im)
+            w, h = im.size
+        return ImageInfo(_upright((h, w) if channels == 1 else (h, w, 3), orientation), np.dtype(np.uint16))
+    with _pil_open(path) as im:
+        channels, dtype = _PIL_MODES[im.mode]
+        w, h = im.size
+        orientation = _pil_orientation(im)
+    return ImageInfo(_upright((h, w) if channels == 1 else (h, w, channels), orientation), np.dtype(dtype))
 
 
 def _read_png16(path: Path) -> np.ndarray:
@@ -84,30 +273,101 @@ def _read_png16(path: Path) -> np.ndarray:
     return img
 
 
-def _read_pil(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
-
+def _read_pil(path: Path) -> tuple[np.ndarray, int]:
     if path.suffix.lower() == ".png" and _png_bit_depth(path) == 16:
-        return _read_png16(path)
+        from PIL import Image
 
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)  # honour EXIF orientation
+        with Image.open(path) as im:
+            orientation = _pil_orientation(im)
+        return _read_png16(path), orientation
+
+    with _pil_open(path) as im:
+        orientation = _pil_orientation(im)
         mode = im.mode
         if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-            return np.asarray(im).astype(np.uint16)
+            return np.asarray(im).astype(np.uint16), orientation
         if mode == "I":
             arr = np.asarray(im)
-            return arr.clip(0, 65535).astype(np.uint16)
+            if arr.size and (arr.min() < 0 or arr.max() > 65535):
+                raise UsageError(f"{path}: 32-bit integer pixels outside 0..65535 are not supported")
+            return arr.astype(np.uint16), orientation
         if mode == "F":
-            return np.asarray(im, dtype=np.float32)
-        if mode in ("1", "L", "LA", "PA"):
-            return np.asarray(im.convert("L"))
-        if mode == "P":
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            return np.asarray(im)
+            return np.asarray(im, dtype=np.float32), orientation
+        if mode in ("1", "L", "LA", "La"):
+            return np.asarray(im.convert("L")), orientation
+        if mode in ("P", "PA"):
+            return np.asarray(im.convert("RGB")), orientation
         if mode in ("RGBA", "RGBa"):
-            return np.asarray(im.convert("RGBA"))
-        return np.asarray(im.convert("RGB"))
+            return np.asarray(im.convert("RGBA")), orientation
+        return np.asarray(im.convert("RGB")), orientation
+
+
+def _drop_alpha_shape(shape: tuple) -> tuple:
+    if len(shape) == 3 and shape[-1] in (1, 2):
+        return shape[:2]
+    if len(shape) == 3 and shape[-1] == 4:
+        return shape[:2] + (3,)
+    return shape
+
+
+def _upright(shape: tuple, orientation: int) -> tuple:
+    return (shape[1], shape[0]) + tuple(shape[2:]) if orientation in (5, 6, 7, 8) else tuple(shape)
+
+
+def _check_readable(p: Path) -> None:
+    """A clear message for a path that cannot be opened: missing, a loop, too long, a folder..."""
+    import errno
+
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        why = {errno.ENOENT: "no such file", errno.ELOOP: "a loop of symbolic links",
+               errno.ENAMETOOLONG: "file name too long", errno.EACCES: "permission denied",
+               errno.ENOTDIR: "a part of the path is not a directory"}.get(exc.errno, exc.strerror or str(exc))
+        if exc.errno == errno.ENOENT and os.path.islink(p):
+            why = "a broken symbolic link"
+        raise UsageError(f"{_short(p)}: {why}") from None
+    import stat as _stat
+
+    if _stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{_short(p)}: is a directory, not an image file")
+    if not _stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{_short(p)}: not a regular file")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{_short(p)}: permission denied")
+    if st.st_size == 0:
+        raise UsageError(f"{_short(p)}: empty file")
+
+
+def _short(p: str | os.PathLike, limit: int = 120) -> str:
+    """A path as messages print it: very long names shortened in the middle."""
+    s = str(p)
+    return s if len(s) <= limit else s[: limit // 2 - 2] + "..." + s[-(limit // 2 - 1):]
+
+
+def image_info(path: str | os.PathLike) -> ImageInfo:
+    """Shape and dtype that :func:`read_image` will return, from the file's header only.
+
+    Used to check a whole stack and plan the outputs before any pixel is decoded.
+
+    Raises
+    ------
+    UsageError
+        The file is missing, unreadable, not an image, or of a layout mfif does not read.
+    """
+    p = Path(path)
+    _check_readable(p)
+    try:
+        info = _tiff_info(p) if p.suffix.lower() in (".tif", ".tiff") else _pil_info(p)
+    except UsageError:
+        raise
+    except Exception as exc:  # decoder errors come in many types
+        raise UsageError(f"{_short(p)}: cannot read image ({type(exc).__name__}: {exc})") from None
+    if len(info.shape) == 3 and info.shape[-1] not in (1, 3):
+        raise UsageError(f"{_short(p)}: unsupported image layout {info.shape}")
+    if min(info.shape[:2]) < 1:
+        raise UsageError(f"{_short(p)}: empty image")
+    return info
 
 
 def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
@@ -116,8 +376,9 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     Parameters
     ----------
     path : str or path-like
-        PNG, JPEG, BMP or TIFF file. 8- and 16-bit, gray, RGB and RGBA are supported; EXIF
-        orientation is applied.
+        PNG, JPEG, BMP or TIFF file. 8- and 16-bit, gray, RGB and RGBA are supported; the
+        EXIF / TIFF orientation (tag 274) is applied for every format. Signed-integer and
+        float TIFFs are read as float32 in their own range (never clipped).
     keep_alpha : bool, keyword-only
         If False (default) an alpha channel is dropped, so RGBA reads as RGB. mfif fuses colour
         only; alpha is never blended.
@@ -125,30 +386,29 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     Returns
     -------
     ndarray
-        ``HxW`` or ``HxWx3`` (``HxWx4`` with ``keep_alpha``) in the file's own dtype
-        (``uint8``, ``uint16`` or ``float32``).
+        ``HxW`` or ``HxWx3`` (``HxWx4`` with ``keep_alpha``), upright, in ``uint8``, ``uint16``
+        or ``float32``.
 
     Raises
     ------
     UsageError
-        If the file is missing, is not a file, or cannot be decoded.
+        If the file is missing, is not a file, cannot be decoded, holds several images (a
+        multi-page TIFF), uses a colour model mfif cannot convert faithfully (CMYK or Lab TIFF),
+        or has NaN or infinite pixels.
     """
     p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{p}: no such file")
-    if not p.is_file():
-        raise UsageError(f"{p}: not a file")
-    if not os.access(p, os.R_OK):
-        raise UsageError(f"{p}: permission denied")
+    _check_readable(p)
     try:
         if p.suffix.lower() in (".tif", ".tiff"):
-            img = _read_tiff(p)
+            img, orientation = _read_tiff(p)
         else:
-            img = _read_pil(p)
+            img, orientation = _read_pil(p)
     except UsageError:
         raise
+    except MemoryError:
+        raise UsageError(f"{_short(p)}: not enough memory to decode this image") from None
     except Exception as exc:  # decoder errors come in many types
-        raise UsageError(f"{p}: cannot read image ({type(exc).__name__}: {exc})") from None
+        raise UsageError(f"{_short(p)}: cannot read image ({type(exc).__name__}: {exc})") from None
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim == 3 and img.shape[-1] == 2:  # gray + alpha
@@ -156,10 +416,22 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     if img.ndim == 3 and img.shape[-1] == 4 and not keep_alpha:
         img = img[..., :3]
     if img.ndim not in (2, 3) or img.size == 0:
-        raise UsageError(f"{p}: unsupported image layout {img.shape}")
+        raise UsageError(f"{_short(p)}: unsupported image layout {img.shape}")
     if img.dtype not in (np.uint8, np.uint16, np.float32):
-        raise UsageError(f"{p}: unsupported pixel type {img.dtype}")
-    return np.ascontiguousarray(img)
+        raise UsageError(f"{_short(p)}: unsupported pixel type {img.dtype}")
+    if img.dtype == np.float32:
+        check_finite(img, _short(p))
+    return np.ascontiguousarray(orient(img, orientation))
+
+
+def check_finite(img: np.ndarray, name: str) -> None:
+    """Raise :class:`UsageError` naming ``name`` and the count if ``img`` has NaN or infinite values."""
+    if img.dtype.kind != "f":
+        return
+    bad = img.size - int(np.count_nonzero(np.isfinite(img)))
+    if bad:
+        raise UsageError(f"{name}: {bad} of {img.size} values are NaN or infinite; "
+                         "mfif needs finite pixel values")
 
 
 def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -177,19 +449,33 @@ def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
     for spec in specs:
         s = str(spec)
         p = Path(s)
-        if p.is_dir():
-            files = [q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS]
+        if _is(p, "dir"):
+            try:
+                entries = list(p.iterdir())
+            except OSError as exc:
+                raise UsageError(f"{_short(p)}: cannot list the directory ({exc.strerror or exc})") from None
+            # hidden files (macOS "._a.png" resource forks, editors' and tools' leftovers) are no frames
+            files = [q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
+                     and _is(q, "file")]
             if not files:
-                raise UsageError(f"{p}: directory holds no image ({', '.join(IMAGE_EXTENSIONS)})")
+                raise UsageError(f"{_short(p)}: directory holds no image ({', '.join(IMAGE_EXTENSIONS)})")
             out.extend(sorted(files, key=natural_key))
-        elif any(c in s for c in "*?[") and not p.exists():
-            matches = [Path(m) for m in _glob.glob(s) if Path(m).is_file()]
+        elif any(c in s for c in "*?[") and not _is(p, "exists"):
+            matches = [Path(m) for m in _glob.glob(s) if _is(Path(m), "file")]
             if not matches:
-                raise UsageError(f"{s}: pattern matches no file")
+                raise UsageError(f"{_short(s)}: pattern matches no file")
             out.extend(sorted(matches, key=natural_key))
         else:
             out.append(p)
     return out
+
+
+def _is(p: Path, what: str) -> bool:
+    """``p.is_dir()`` / ``is_file()`` / ``exists()`` that answer False for names the OS refuses."""
+    try:
+        return bool(getattr(p, "is_" + what if what != "exists" else "exists")())
+    except OSError:  # a name too long, a loop: not a usable file; read_image says why
+        return False
 
 
 def read_stack(specs: Sequence[str | os.PathLike], *, min_count: int = 2) -> tuple[list[np.ndarray], list[Path]]:
@@ -289,59 +575,157 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output_path(path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = ()) -> Path:
-    """Check that an image can be written at ``path`` (creating its directory if needed).
+#: Pixel types each output format holds without loss.
+FORMAT_DTYPES = {".png": ("uint8", "uint16"), ".tif": ("uint8", "uint16", "float32"),
+                 ".tiff": ("uint8", "uint16", "float32"), ".jpg": ("uint8",), ".jpeg": ("uint8",),
+                 ".bmp": ("uint8",)}
 
-    Called before long computations so that a bad output path fails fast.
+
+def check_format(path: str | os.PathLike, dtype) -> None:
+    """Raise :class:`UsageError` unless ``path``'s extension can hold ``dtype`` pixels unchanged."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in FORMAT_DTYPES:
+        raise UsageError(f"{_short(p)}: unknown output format {ext or '(no extension)'}; use one of "
+                         + ", ".join(IMAGE_EXTENSIONS))
+    if dtype is None:
+        return
+    name = np.dtype(dtype).name
+    if name not in FORMAT_DTYPES[ext]:
+        fits = [e for e in (".png", ".tif") if name in FORMAT_DTYPES[e]]
+        what = {"uint16": "16-bit", "float32": "float", "uint8": "8-bit"}.get(name, name)
+        raise UsageError(f"{_short(p)}: {ext} cannot hold {what} pixels; write "
+                         + (" or ".join(fits) if fits else "another format"))
+
+
+def check_target(path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Check that a file can be written at ``path`` without touching anything yet.
+
+    The path must not be one of ``protect`` (the inputs), not a directory, and its nearest
+    existing ancestor must be a writable directory (missing folders are created when writing).
 
     Raises
     ------
     UsageError
-        Unknown extension, ``path`` is one of ``protect`` (an input), is a directory, or its
-        directory cannot be created or written.
+        Naming the path and what is wrong.
     """
     p = Path(path)
-    ext = p.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        raise UsageError(f"{p}: unknown output format {ext or '(no extension)'}; use one of "
-                         + ", ".join(IMAGE_EXTENSIONS))
     for q in protect:
         if _same_file(p, Path(q)):
-            raise UsageError(f"{p}: refusing to overwrite an input image")
-    if p.is_dir():
-        raise UsageError(f"{p}: is a directory")
-    parent = p.parent
-    for anc in [parent, *parent.parents]:
-        if anc.exists():
-            if not anc.is_dir():
-                raise UsageError(f"{p}: {anc} is not a directory")
-            break
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"{p}: cannot create directory {parent} ({exc.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{p}: directory {parent} is not writable")
+            raise UsageError(f"{_short(p)}: refusing to overwrite an input image")
+    try:
+        if p.is_dir():
+            raise UsageError(f"{_short(p)}: is a directory")
+        if p.exists() and not p.is_file():
+            raise UsageError(f"{_short(p)}: exists and is not a regular file")
+        anc = p.parent
+        while not anc.exists():
+            anc = anc.parent
+    except OSError as exc:
+        raise UsageError(f"{_short(p)}: cannot write here ({exc.strerror or exc})") from None
+    if not anc.is_dir():
+        raise UsageError(f"{_short(p)}: {_short(anc)} is not a directory")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UsageError(f"{_short(p)}: directory {_short(anc)} is not writable")
+    if len(p.name.encode()) > 240:  # leaves room for the temporary name beside it
+        raise UsageError(f"{_short(p)}: file name too long")
     return p
+
+
+def check_output_path(path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = (),
+                      dtype=None) -> Path:
+    """Check that an image of ``dtype`` can be written at ``path``; creates nothing.
+
+    Called before long computations so that a bad output fails fast.
+
+    Raises
+    ------
+    UsageError
+        Unknown extension, a format that cannot hold ``dtype``, ``path`` is one of ``protect``
+        (an input), is a directory, or its directory cannot be written.
+    """
+    check_format(path, dtype)
+    return check_target(path, protect=protect)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-by-setting, restored at once
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(p: Path) -> int:
+    """Mode for the file at ``p``: an existing file's own mode, else 0666 less the umask."""
+    import stat
+
+    try:
+        return stat.S_IMODE(os.stat(p).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, *, protect: Iterable[str | os.PathLike] = ()):
+    """Write a file all at once: ``with atomic_output(p) as f: f.write(...)``.
+
+    The data goes to a hidden temporary file beside the target (``.mfif-XXXX.part``), is
+    flushed to disk, gets the mode an ordinary new file would have (0666 less the umask; an
+    existing file keeps its own mode) and only then replaces ``path`` in one rename. If the body
+    raises, or the command line is stopped by Ctrl-C, SIGTERM or SIGHUP (which it turns into
+    exceptions), ``path`` is untouched and the temporary file is removed. Only SIGKILL, which
+    no process can catch, leaves the hidden file behind (never read as a frame: source folders
+    skip hidden files).
+
+    Raises
+    ------
+    UsageError
+        Bad target (see :func:`check_target`) or an OS error while writing, naming ``path``.
+    """
+    p = check_target(path, protect=protect)
+    tmp = None
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".mfif-", suffix=".part", dir=p.parent)
+        os.close(fd)
+        with open(tmp, "w+b") as f:  # opened by name: some encoders (tifffile) need f.name
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), _final_mode(p))
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as exc:
+        raise UsageError(f"{_short(p)}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[str | os.PathLike] = (),
                 quality: int = 95) -> Path:
-    """Write an image atomically.
+    """Write an image atomically (see :func:`atomic_output`).
 
     Parameters
     ----------
     path : str or path-like
         Target file; its extension picks the format (``.png``, ``.jpg``/``.jpeg``, ``.tif``/
-        ``.tiff``, ``.bmp``). PNG and TIFF keep 16-bit data; JPEG and BMP are 8-bit only and
-        refuse 16-bit input rather than silently dropping precision.
+        ``.tiff``, ``.bmp``). PNG and TIFF keep 16-bit data, TIFF float32; JPEG and BMP are
+        8-bit only and refuse other data rather than silently dropping precision.
     img : ndarray
         ``HxW`` or ``HxWxC`` array, ``uint8`` or ``uint16`` (TIFF also takes ``float32``).
     protect : iterable of path-like, keyword-only
         Paths that must never be overwritten (the inputs).
     quality : int, keyword-only
-        JPEG quality.
+        JPEG quality (1-100).
 
     Returns
     -------
@@ -355,40 +739,21 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
         or the directory is not writable.
     """
     p = Path(path)
-    ext = p.suffix.lower()
-    if img.dtype == np.float32 and ext not in (".tif", ".tiff"):
-        raise UsageError(f"{p}: float images can only be written as TIFF")
-    if img.dtype == np.uint16 and ext in (".jpg", ".jpeg", ".bmp"):
-        raise UsageError(f"{p}: {ext} cannot hold 16-bit data; write .png or .tif")
     if img.dtype not in (np.uint8, np.uint16, np.float32):
-        raise UsageError(f"{p}: cannot write pixel type {img.dtype}")
-    check_output_path(p, protect=protect)
-    parent = p.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=ext, dir=parent)
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot write ({exc.strerror or exc})") from None
-    os.close(fd)
-    try:
-        _encode(Path(tmp), img, ext, quality)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise UsageError(f"{p}: cannot write ({exc.strerror or exc})") from None
-        raise
+        raise UsageError(f"{_short(p)}: cannot write pixel type {img.dtype}")
+    check_output_path(p, protect=protect, dtype=img.dtype)
+    with atomic_output(p, protect=protect) as f:
+        _encode(f, img, p.suffix.lower(), quality)
     return p
 
 
-def _encode(tmp: Path, img: np.ndarray, ext: str, quality: int) -> None:
+def _encode(f, img: np.ndarray, ext: str, quality: int) -> None:
+    """Encode ``img`` into the open binary file ``f`` in the format of ``ext``."""
     if ext in (".tif", ".tiff"):
         import tifffile
 
         photometric = "rgb" if img.ndim == 3 else "minisblack"
-        tifffile.imwrite(str(tmp), img, photometric=photometric, compression="zlib")
+        tifffile.imwrite(f, img, photometric=photometric, compression="zlib")
         return
     from PIL import Image
 
@@ -397,15 +762,17 @@ def _encode(tmp: Path, img: np.ndarray, ext: str, quality: int) -> None:
         import cv2
 
         arr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-        if not cv2.imwrite(str(tmp), arr):
+        ok, buf = cv2.imencode(".png", arr)
+        if not ok:
             raise OSError(f"OpenCV could not encode {ext}")
+        f.write(buf.tobytes())
         return
     im = Image.fromarray(img)
     if ext in (".jpg", ".jpeg"):
         if im.mode == "RGBA":
             im = im.convert("RGB")
-        im.save(tmp, format="JPEG", quality=quality)
+        im.save(f, format="JPEG", quality=quality)
     elif ext == ".png":
-        im.save(tmp, format="PNG")
+        im.save(f, format="PNG")
     else:
-        im.save(tmp, format="BMP")
+        im.save(f, format="BMP")

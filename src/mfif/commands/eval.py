@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from ..errors import UsageError
+from ..options import number_arg
 
 
 def register(sub):
@@ -34,7 +35,7 @@ def register(sub):
                         "--reference adds ssim_band, psnr_band; with --decision adds accuracy, iou, boundary_f")
     p.add_argument("--decision", metavar="DMAP",
                    help="decision map to score against --mask (mfif fuse --save-maps decision.png or --depth-map)")
-    p.add_argument("-k", "--band", type=float, default=10.0, metavar="PX",
+    p.add_argument("-k", "--band", type=number_arg(lo=0, hi=10000), default=10.0, metavar="PX",
                    help="half-width of the focus-boundary band in pixels (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object {metric: value} instead of a table")
     return p
@@ -86,8 +87,6 @@ def run(args) -> int:
     from ..io import check_sources, expand_sources, read_image
     from ..metrics import METRICS, evaluate
 
-    if args.band < 0:
-        raise UsageError(f"--band must be >= 0, got {args.band:g}")
     if args.decision and not args.mask:
         raise UsageError("--decision needs --mask (the ground truth to score it against)")
     paths = expand_sources(args.sources)

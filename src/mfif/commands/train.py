@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..options import number_arg
+
 
 def register(sub):
     p = sub.add_parser(
@@ -13,25 +15,25 @@ def register(sub):
                     "photos. Writes best.pt + best.json (model card), checkpoint.pt, log.csv, curves.png.")
     p.add_argument("photos", help="folder of sharp photos (e.g. ../shared/data/train_images)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    p.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32)")
-    p.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (default 5)")
-    p.add_argument("--epoch-pairs", type=int, default=32768, help="patch pairs per epoch (default 32768)")
-    p.add_argument("--val-pairs", type=int, default=8192, help="fixed validation pairs (default 8192)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of photos held out for validation")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this much training time (0: none)")
-    p.add_argument("--limit-photos", type=int, default=0, help="use only the first N photos (0: all)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--lr", type=number_arg(lo=0, lo_open=True), default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--batch", type=number_arg(lo=1, integer=True), default=32, help="mini-batch size (default 32)")
+    p.add_argument("--epochs", type=number_arg(lo=1, integer=True), default=100, help="maximum epochs (default 100)")
+    p.add_argument("--patience", type=number_arg(lo=0, integer=True), default=5, help="early-stopping patience in epochs (default 5)")
+    p.add_argument("--epoch-pairs", type=number_arg(lo=1, integer=True), default=32768, help="patch pairs per epoch (default 32768)")
+    p.add_argument("--val-pairs", type=number_arg(lo=1, integer=True), default=8192, help="fixed validation pairs (default 8192)")
+    p.add_argument("--val-fraction", type=number_arg(lo=0, hi=1, lo_open=True, hi_open=True), default=0.1, help="fraction of photos held out for validation")
+    p.add_argument("--seed", type=number_arg(lo=0, integer=True), default=0)
+    p.add_argument("--max-minutes", type=number_arg(lo=0), default=0.0, help="stop after this much training time (0: none)")
+    p.add_argument("--limit-photos", type=number_arg(lo=0, integer=True), default=0, help="use only the first N photos (0: all)")
+    p.add_argument("--threads", type=number_arg(lo=0, integer=True), default=0, help="torch threads (0: all cores)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--init", default="", metavar="WEIGHTS",
                    help="start from these weights (hash-checked against their model card), e.g. to fine-tune")
-    p.add_argument("--noise", type=float, default=None, metavar="SIGMA",
+    p.add_argument("--noise", type=number_arg(lo=0, hi=1), default=None, metavar="SIGMA",
                    help="sensor noise on the synthetic sources: sigma ~ U(0, SIGMA) per case, on [0, 1] intensities")
-    p.add_argument("--jpeg", type=int, default=None, metavar="Q",
+    p.add_argument("--jpeg", type=number_arg(lo=1, hi=100, integer=True), default=None, metavar="Q",
                    help="JPEG-compress the synthetic sources at a quality ~ U[Q, 95] per case")
-    p.add_argument("--brightness", type=float, default=None, metavar="B",
+    p.add_argument("--brightness", type=number_arg(lo=0, hi=1, hi_open=True), default=None, metavar="B",
                    help="per-source gain deviation ~ U(-B, B) on the synthetic sources")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -40,14 +42,6 @@ def register(sub):
 def run(args) -> int:
     from ..errors import UsageError
 
-    for name in ("lr", "val_fraction", "max_minutes"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    for name in ("batch", "epochs", "epoch_pairs", "val_pairs"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    if not 0 < args.val_fraction < 1:
-        raise UsageError("--val-fraction must be between 0 and 1")
     if args.init and not os.path.isfile(args.init):
         raise UsageError(f"--init {args.init}: no such file")
     options = {k: getattr(args, k) for k in ("noise", "jpeg", "brightness") if getattr(args, k) is not None}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import UsageError
+from ..options import check_number
 
 __all__ = ["Param", "Method", "METHODS", "get_method", "parse_params"]
 
@@ -29,27 +30,29 @@ class Param:
     max: float | None = None
 
     def convert(self, method: str, raw: Any) -> Any:
-        """Convert and check a raw value (a string from the CLI or a Python value)."""
-        try:
-            if self.type is bool and isinstance(raw, str):
-                low = raw.strip().lower()
-                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(raw)
-                value = low in ("1", "true", "yes", "on")
-            else:
-                value = self.type(raw)
-                if self.type is int and isinstance(raw, float) and raw != int(raw):
-                    raise ValueError(raw)
-        except (TypeError, ValueError):
-            raise UsageError(f"method {method}: option {self.name}={raw!r} is not a valid "
-                             f"{self.type.__name__}") from None
+        """Convert and check a raw value (a string from the CLI or a Python value).
+
+        Numbers go through :func:`mfif.options.check_number`: NaN, infinities and values
+        outside ``[min, max]`` are refused with the accepted range in the message.
+        """
+        label = f"method {method}: option {self.name}"
+        if self.type in (int, float):
+            value = check_number(raw, label, lo=self.min, hi=self.max, integer=self.type is int)
+            if self.choices is not None and value not in self.choices:
+                raise UsageError(f"{label} must be one of {', '.join(map(str, self.choices))}, got {raw}")
+            return value
+        if self.type is bool:
+            low = str(raw).strip().lower()
+            if isinstance(raw, bool):
+                return raw
+            if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise UsageError(f"{label}={raw!r} must be true or false")
+            return low in ("1", "true", "yes", "on")
+        if not isinstance(raw, str):
+            raise UsageError(f"{label}={raw!r} must be a string")
+        value = raw
         if self.choices is not None and value not in self.choices:
-            raise UsageError(f"method {method}: option {self.name}={value!r} must be one of "
-                             + ", ".join(map(str, self.choices)))
-        if self.min is not None and value < self.min:
-            raise UsageError(f"method {method}: option {self.name}={value!r} must be >= {self.min}")
-        if self.max is not None and value > self.max:
-            raise UsageError(f"method {method}: option {self.name}={value!r} must be <= {self.max}")
+            raise UsageError(f"{label}={value!r} must be one of " + ", ".join(map(str, self.choices)))
         return value
 
 
