@@ -95,7 +95,7 @@ def test_bad_option_value(pair, tmp_path, capsys):
 
 def test_unknown_cli_flag(pair, tmp_path, capsys):
     code, _, err = run_cli(["fuse", *pair, "-o", tmp_path / "o.png", "--bogus"], capsys)
-    assert_usage_error(code, err, "unrecognized arguments: --bogus", "mfif fuse --help")
+    assert_usage_error(code, err, "unrecognized arguments: --bogus", "--help")
     assert err.count("\n") == 1  # one line, no usage block
 
 
