@@ -7,41 +7,76 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UsageError
-from .io import check_sources, to_float
+from .io import check_finite, check_sources, to_float
 from .methods import get_method, parse_params
 from .result import FusionResult
 
-__all__ = ["fuse", "prepare_sources"]
+__all__ = ["fuse", "prepare_sources", "float_range"]
 
 
 def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[np.ndarray]:
-    """Validate sources and convert them to float32 in [0, 1] (alpha dropped)."""
+    """Validate sources and convert them to float32 in [0, 1] (alpha dropped).
+
+    Float sources are taken as they are; :func:`fuse` first maps float stacks that leave
+    [0, 1] into it (:func:`float_range`).
+    """
     srcs = list(sources)  # a list of images or an NxHxW[xC] array
     check_sources(srcs, names)
+    names = names or [f"source {i + 1}" for i in range(len(srcs))]
     out = []
-    for s in srcs:
-        f = to_float(np.asarray(s))
+    for s, name in zip(srcs, names):
+        a = np.asarray(s)
+        if a.dtype.kind not in "uifb":
+            raise UsageError(f"{name}: unsupported pixel type {a.dtype}")
+        check_finite(a, name)
+        f = to_float(a)
         if f.ndim == 3 and f.shape[2] == 4:
             f = f[..., :3]
         if f.ndim == 3 and f.shape[2] not in (1, 3):
-            raise UsageError(f"unsupported channel count {f.shape[2]} (use gray, RGB or RGBA)")
+            raise UsageError(f"{name}: unsupported channel count {f.shape[2]} (use gray, RGB or RGBA)")
         if f.ndim == 3 and f.shape[2] == 1:
             f = f[..., 0]
+        if min(f.shape[:2]) < 1:
+            raise UsageError(f"{name}: empty image {f.shape}")
         out.append(np.ascontiguousarray(f, dtype=np.float32))
     return out
 
 
-def fuse(sources: Sequence[np.ndarray], *, method: str = "sff", **params: Any) -> FusionResult:
+def float_range(sources: Sequence[np.ndarray]) -> tuple[float, float]:
+    """The interval float sources are mapped from onto [0, 1] for fusion: (0, 1) when they fit in it.
+
+    Float images (a microscope's calibrated intensities, a signed TIFF) keep their own range end
+    to end: :func:`fuse` maps the stack's joint ``[min, max]`` linearly onto [0, 1], fuses, and
+    maps the result back, so nothing is clipped and the fused values stay comparable to the
+    sources. Integer sources are always (0, 1) (they are scaled by their type's maximum).
+    """
+    lo, hi = 0.0, 1.0
+    for s in sources:
+        a = np.asarray(s)
+        if a.dtype.kind == "f" and a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    return lo, hi
+
+
+def fuse(sources: Sequence[np.ndarray], *, method: str = "sff", value_range: tuple[float, float] | None = None,
+         **params: Any) -> FusionResult:
     """Fuse two or more multi-focus sources into one all-in-focus image.
 
     Parameters
     ----------
     sources : sequence of ndarray
         Two or more images of one scene with the same shape: ``HxW`` or ``HxWxC`` (RGB; an
-        alpha channel is dropped), ``uint8``, ``uint16`` or float in [0, 1].
+        alpha channel is dropped), ``uint8``, ``uint16`` or float. Float values must be
+        finite; outside [0, 1] they keep their own range (see :func:`float_range`).
     method : str, keyword-only
         A name from :data:`mfif.methods.METHODS` (``mfif methods`` lists them). Default
         ``"sff"``, the Semantic Focus Fusion CNN.
+    value_range : (float, float), optional, keyword-only
+        For float sources: the interval mapped onto [0, 1] for fusion, instead of the sources'
+        own (:func:`float_range`); a tiled run passes the whole stack's so that every tile is
+        mapped alike.
     **params
         Method options (see ``mfif methods``); unknown names or bad values raise
         :class:`~mfif.errors.UsageError`.
@@ -49,8 +84,9 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = "sff", **params: Any) -
     Returns
     -------
     FusionResult
-        ``fused`` is float32 in [0, 1]; convert with :func:`mfif.io.from_float` to the
-        sources' dtype for writing.
+        ``fused`` is float32: in [0, 1] for integer sources (convert with
+        :func:`mfif.io.from_float` to the sources' dtype for writing), in the sources' own
+        range for float sources.
 
     Examples
     --------
@@ -63,10 +99,21 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = "sff", **params: Any) -
     m = get_method(method)
     opts = parse_params(m, params)
     srcs = prepare_sources(sources)
+    is_float = any(np.asarray(s).dtype.kind == "f" for s in sources)
+    lo, hi = (value_range if value_range is not None else float_range(sources)) if is_float else (0.0, 1.0)
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi >= lo):
+        raise UsageError(f"value_range must be two finite numbers lo <= hi, got {value_range}")
+    span = hi - lo if hi > lo else 1.0
+    mapped = (lo, hi) != (0.0, 1.0)
+    if mapped:
+        srcs = [(s - np.float32(lo)) / np.float32(span) for s in srcs]
     func = m.load()
     t0 = time.perf_counter()
     res = func(srcs, **opts)
     res.info.setdefault("seconds", time.perf_counter() - t0)
     res.info.setdefault("params", opts)
+    if mapped:
+        res.fused = np.clip(res.fused * np.float32(span) + np.float32(lo), lo, hi).astype(np.float32)
+        res.info["value_range"] = (lo, hi)
     res.method = method
     return res

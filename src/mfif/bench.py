@@ -62,6 +62,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import UsageError
+from .io import write_text
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -1339,12 +1340,6 @@ def markdown_report(result: BenchResult, *, command: str = "", plots: Sequence[s
     return "\n".join(out)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _csv_text(rows: Sequence[dict], columns: Sequence[str]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
@@ -1374,14 +1369,14 @@ def write_report(result: BenchResult, out: str | os.PathLike, *, command: str = 
     result.info.setdefault("environment", _environment())
     paths: dict = {"plots": []}
     paths["results"] = outdir / "results.csv"
-    _write_text(paths["results"], _csv_text(result.rows, CSV_COLUMNS))
+    write_text(paths["results"], _csv_text(result.rows, CSV_COLUMNS))
     summary = summarize(result.rows)
     scols = ["dataset", "method", "n", "failed", "error"]
     for k in _AGG_KEYS:
         scols += [f"{k}_mean", f"{k}_std"] + (["s_per_mp_median"] if k == "s_per_mp" else []) + (
             ["peak_mb_max"] if k == "peak_mb" else [])
     paths["summary_csv"] = outdir / "summary.csv"
-    _write_text(paths["summary_csv"], _csv_text(summary, scols))
+    write_text(paths["summary_csv"], _csv_text(summary, scols))
     if plots:
         try:
             paths["plots"] = bar_charts(summary, result, outdir)
@@ -1391,12 +1386,12 @@ def write_report(result: BenchResult, out: str | os.PathLike, *, command: str = 
             if warn:
                 warn(f"no plots ({exc}); install matplotlib (pip install 'mfif[plots]')")
     paths["summary_md"] = outdir / "summary.md"
-    _write_text(paths["summary_md"], markdown_report(result, command=command, plots=paths["plots"]))
+    write_text(paths["summary_md"], markdown_report(result, command=command, plots=paths["plots"]))
     run = {"command": command, "datasets": [{"name": d.name, "origin": d.origin, "cases": len(d.cases),
                                              "available": d.total or len(d.cases)} for d in result.datasets],
            "methods": result.methods, **{k: v for k, v in result.info.items()}}
     paths["run"] = outdir / "run.json"
-    _write_text(paths["run"], json.dumps(run, indent=1, default=str) + "\n")
+    write_text(paths["run"], json.dumps(run, indent=1, default=str) + "\n")
     return paths
 
 

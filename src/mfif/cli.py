@@ -46,7 +46,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that cleanup code runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped`; returns the handlers to restore."""
+    import signal
+    import threading
+
+    old = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            old[sig] = signal.signal(sig, _raise_stopped)
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (0 done, 1 internal error, 2 usage error)."""
+    import os
+
+    import signal
+
+    previous = _install_signal_handlers()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -56,8 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mfif: interrupted", file=sys.stderr)
         return 130
+    except Stopped as exc:
+        print(f"mfif: stopped by signal {exc.signum}", file=sys.stderr)
+        return 128 + exc.signum
     except MemoryError:
-        return _fail("out of memory; try a smaller --tile size")
+        return _fail("out of memory; try a smaller --tile or --max-memory")
+    except OSError as exc:  # the file system said no (full disk, lost mount) outside a checked step
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}")
+    except Exception as exc:
+        if os.environ.get("MFIF_DEBUG"):
+            raise
+        print(f"mfif: internal error ({type(exc).__name__}: {exc}); please report it with the command line "
+              "(MFIF_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -35,12 +35,15 @@ __all__ = [
     "write_image",
     "check_output_path",
     "check_target",
+    "check_output_dir",
     "check_format",
     "check_finite",
     "atomic_output",
+    "write_text",
     "image_info",
     "ImageInfo",
     "orient",
+    "display_path",
     "check_sources",
     "expand_sources",
     "read_stack",
@@ -111,6 +114,10 @@ class ImageInfo:
 
     shape: tuple
     dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     @property
     def size(self) -> str:
@@ -326,20 +333,20 @@ def _check_readable(p: Path) -> None:
                errno.ENOTDIR: "a part of the path is not a directory"}.get(exc.errno, exc.strerror or str(exc))
         if exc.errno == errno.ENOENT and os.path.islink(p):
             why = "a broken symbolic link"
-        raise UsageError(f"{_short(p)}: {why}") from None
+        raise UsageError(f"{display_path(p)}: {why}") from None
     import stat as _stat
 
     if _stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{_short(p)}: is a directory, not an image file")
+        raise UsageError(f"{display_path(p)}: is a directory, not an image file")
     if not _stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{_short(p)}: not a regular file")
+        raise UsageError(f"{display_path(p)}: not a regular file")
     if not os.access(p, os.R_OK):
-        raise UsageError(f"{_short(p)}: permission denied")
+        raise UsageError(f"{display_path(p)}: permission denied")
     if st.st_size == 0:
-        raise UsageError(f"{_short(p)}: empty file")
+        raise UsageError(f"{display_path(p)}: empty file")
 
 
-def _short(p: str | os.PathLike, limit: int = 120) -> str:
+def display_path(p: str | os.PathLike, limit: int = 120) -> str:
     """A path as messages print it: very long names shortened in the middle."""
     s = str(p)
     return s if len(s) <= limit else s[: limit // 2 - 2] + "..." + s[-(limit // 2 - 1):]
@@ -362,11 +369,11 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     except UsageError:
         raise
     except Exception as exc:  # decoder errors come in many types
-        raise UsageError(f"{_short(p)}: cannot read image ({type(exc).__name__}: {exc})") from None
+        raise UsageError(f"{display_path(p)}: cannot read image ({type(exc).__name__}: {exc})") from None
     if len(info.shape) == 3 and info.shape[-1] not in (1, 3):
-        raise UsageError(f"{_short(p)}: unsupported image layout {info.shape}")
+        raise UsageError(f"{display_path(p)}: unsupported image layout {info.shape}")
     if min(info.shape[:2]) < 1:
-        raise UsageError(f"{_short(p)}: empty image")
+        raise UsageError(f"{display_path(p)}: empty image")
     return info
 
 
@@ -406,9 +413,9 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     except UsageError:
         raise
     except MemoryError:
-        raise UsageError(f"{_short(p)}: not enough memory to decode this image") from None
+        raise UsageError(f"{display_path(p)}: not enough memory to decode this image") from None
     except Exception as exc:  # decoder errors come in many types
-        raise UsageError(f"{_short(p)}: cannot read image ({type(exc).__name__}: {exc})") from None
+        raise UsageError(f"{display_path(p)}: cannot read image ({type(exc).__name__}: {exc})") from None
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim == 3 and img.shape[-1] == 2:  # gray + alpha
@@ -416,11 +423,11 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     if img.ndim == 3 and img.shape[-1] == 4 and not keep_alpha:
         img = img[..., :3]
     if img.ndim not in (2, 3) or img.size == 0:
-        raise UsageError(f"{_short(p)}: unsupported image layout {img.shape}")
+        raise UsageError(f"{display_path(p)}: unsupported image layout {img.shape}")
     if img.dtype not in (np.uint8, np.uint16, np.float32):
-        raise UsageError(f"{_short(p)}: unsupported pixel type {img.dtype}")
+        raise UsageError(f"{display_path(p)}: unsupported pixel type {img.dtype}")
     if img.dtype == np.float32:
-        check_finite(img, _short(p))
+        check_finite(img, display_path(p))
     return np.ascontiguousarray(orient(img, orientation))
 
 
@@ -453,17 +460,17 @@ def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
             try:
                 entries = list(p.iterdir())
             except OSError as exc:
-                raise UsageError(f"{_short(p)}: cannot list the directory ({exc.strerror or exc})") from None
+                raise UsageError(f"{display_path(p)}: cannot list the directory ({exc.strerror or exc})") from None
             # hidden files (macOS "._a.png" resource forks, editors' and tools' leftovers) are no frames
             files = [q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
                      and _is(q, "file")]
             if not files:
-                raise UsageError(f"{_short(p)}: directory holds no image ({', '.join(IMAGE_EXTENSIONS)})")
+                raise UsageError(f"{display_path(p)}: directory holds no image ({', '.join(IMAGE_EXTENSIONS)})")
             out.extend(sorted(files, key=natural_key))
         elif any(c in s for c in "*?[") and not _is(p, "exists"):
             matches = [Path(m) for m in _glob.glob(s) if _is(Path(m), "file")]
             if not matches:
-                raise UsageError(f"{_short(s)}: pattern matches no file")
+                raise UsageError(f"{display_path(s)}: pattern matches no file")
             out.extend(sorted(matches, key=natural_key))
         else:
             out.append(p)
@@ -516,7 +523,7 @@ def check_sources(images: Sequence[np.ndarray], names: Sequence[str] | None = No
         raise UsageError(f"need at least {min_count} sources, got {len(images)}")
     ref, rname = images[0], names[0]
     for img, name in zip(images, names):
-        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+        if not isinstance(img, (np.ndarray, ImageInfo)) or img.ndim not in (2, 3):
             raise UsageError(f"{name}: expected an HxW or HxWxC array, got {getattr(img, 'shape', type(img))}")
         if img.shape[:2] != ref.shape[:2]:
             rh, rw = ref.shape[:2]
@@ -586,7 +593,7 @@ def check_format(path: str | os.PathLike, dtype) -> None:
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in FORMAT_DTYPES:
-        raise UsageError(f"{_short(p)}: unknown output format {ext or '(no extension)'}; use one of "
+        raise UsageError(f"{display_path(p)}: unknown output format {ext or '(no extension)'}; use one of "
                          + ", ".join(IMAGE_EXTENSIONS))
     if dtype is None:
         return
@@ -594,7 +601,7 @@ def check_format(path: str | os.PathLike, dtype) -> None:
     if name not in FORMAT_DTYPES[ext]:
         fits = [e for e in (".png", ".tif") if name in FORMAT_DTYPES[e]]
         what = {"uint16": "16-bit", "float32": "float", "uint8": "8-bit"}.get(name, name)
-        raise UsageError(f"{_short(p)}: {ext} cannot hold {what} pixels; write "
+        raise UsageError(f"{display_path(p)}: {ext} cannot hold {what} pixels; write "
                          + (" or ".join(fits) if fits else "another format"))
 
 
@@ -612,23 +619,42 @@ def check_target(path: str | os.PathLike, *, protect: Iterable[str | os.PathLike
     p = Path(path)
     for q in protect:
         if _same_file(p, Path(q)):
-            raise UsageError(f"{_short(p)}: refusing to overwrite an input image")
+            raise UsageError(f"{display_path(p)}: refusing to overwrite an input image")
     try:
         if p.is_dir():
-            raise UsageError(f"{_short(p)}: is a directory")
+            raise UsageError(f"{display_path(p)}: is a directory")
         if p.exists() and not p.is_file():
-            raise UsageError(f"{_short(p)}: exists and is not a regular file")
+            raise UsageError(f"{display_path(p)}: exists and is not a regular file")
         anc = p.parent
         while not anc.exists():
             anc = anc.parent
     except OSError as exc:
-        raise UsageError(f"{_short(p)}: cannot write here ({exc.strerror or exc})") from None
+        raise UsageError(f"{display_path(p)}: cannot write here ({exc.strerror or exc})") from None
     if not anc.is_dir():
-        raise UsageError(f"{_short(p)}: {_short(anc)} is not a directory")
+        raise UsageError(f"{display_path(p)}: {display_path(anc)} is not a directory")
     if not os.access(anc, os.W_OK | os.X_OK):
-        raise UsageError(f"{_short(p)}: directory {_short(anc)} is not writable")
+        raise UsageError(f"{display_path(p)}: directory {display_path(anc)} is not writable")
     if len(p.name.encode()) > 240:  # leaves room for the temporary name beside it
-        raise UsageError(f"{_short(p)}: file name too long")
+        raise UsageError(f"{display_path(p)}: file name too long")
+    return p
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Check that ``path`` is, or can become, a writable folder; creates nothing.
+
+    Raises
+    ------
+    UsageError
+        ``path`` is an existing file, or neither it nor its nearest existing ancestor is a
+        writable directory.
+    """
+    p = Path(path)
+    try:
+        if p.exists() and not p.is_dir():
+            raise UsageError(f"{display_path(p)}: exists and is not a directory")
+    except OSError as exc:
+        raise UsageError(f"{display_path(p)}: {exc.strerror or exc}") from None
+    check_target(p / "x")
     return p
 
 
@@ -703,11 +729,18 @@ def atomic_output(path: str | os.PathLike, *, protect: Iterable[str | os.PathLik
         os.replace(tmp, p)
         tmp = None
     except OSError as exc:
-        raise UsageError(f"{_short(p)}: cannot write ({exc.strerror or exc})") from None
+        raise UsageError(f"{display_path(p)}: cannot write ({exc.strerror or exc})") from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a UTF-8 text file atomically (see :func:`atomic_output`)."""
+    with atomic_output(path) as f:
+        f.write(text.encode("utf-8"))
+    return Path(path)
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[str | os.PathLike] = (),
@@ -740,7 +773,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
     """
     p = Path(path)
     if img.dtype not in (np.uint8, np.uint16, np.float32):
-        raise UsageError(f"{_short(p)}: cannot write pixel type {img.dtype}")
+        raise UsageError(f"{display_path(p)}: cannot write pixel type {img.dtype}")
     check_output_path(p, protect=protect, dtype=img.dtype)
     with atomic_output(p, protect=protect) as f:
         _encode(f, img, p.suffix.lower(), quality)

@@ -44,7 +44,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -52,6 +51,7 @@ import cv2
 import numpy as np
 
 from .errors import UsageError
+from .io import atomic_output
 
 __all__ = ["FORMAT", "fit_filters", "fit_from_directory", "save_filters", "orient", "main"]
 
@@ -233,25 +233,9 @@ def save_filters(path: str | os.PathLike, fitted: dict) -> Path:
         raise UsageError(f"{p}: the filters file must end in .npz")
     if p.is_dir():
         raise UsageError(f"{p}: is a directory")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".npz", dir=p.parent)
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot write ({exc.strerror or exc})") from None
-    os.close(fd)
-    try:
-        np.savez(tmp, stage1=fitted["stage1"], stage2=fitted["stage2"], eig1=fitted["eig1"],
+    with atomic_output(p) as f:
+        np.savez(f, stage1=fitted["stage1"], stage2=fitted["stage2"], eig1=fitted["eig1"],
                  eig2=fitted["eig2"], meta=np.array(json.dumps(fitted["meta"], sort_keys=True)))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; package data must be readable
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return p
 
 

@@ -225,19 +225,31 @@ class FrameCache:
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self.pixel_bytes = self.row_bytes // self.shape[1]
         self.frame_bytes = self.row_bytes * self.shape[0]
-        self.dir = tempfile.mkdtemp(prefix="mfif-stack-", dir=directory)
-        self.path = os.path.join(self.dir, "frames.raw")
+        self.dir = directory or tempfile.gettempdir()
+        need = self.frame_bytes * n
         try:
-            self.file = open(self.path, "w+b", buffering=0)
+            free = shutil.disk_usage(self.dir).free
         except OSError as exc:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            raise UsageError(f"cannot use {self.dir} for the frame cache: {exc.strerror or exc}") from None
+        if need > free:
+            raise UsageError(f"the frame cache needs {need / 1e6:.0f} MB but {self.dir} has {free / 1e6:.0f} MB "
+                             "free; set TMPDIR to a folder with more space")
+        try:
+            # unlinked as soon as it is opened: nothing is left on disk however the process ends
+            self.file = tempfile.TemporaryFile(prefix="mfif-stack-", dir=self.dir, buffering=0)
+        except OSError as exc:
             raise UsageError(f"cannot create the frame cache in {self.dir}: {exc.strerror or exc}") from None
+        self.path = f"{self.dir} (unnamed temporary file)"
+        #: running [min, max] of float frames, for :func:`mfif.api.float_range` over the stack
+        self.lo, self.hi = 0.0, 1.0
 
     def write(self, i: int, img: np.ndarray) -> None:
         """Store frame ``i`` (shape and dtype of the cache)."""
         a = np.ascontiguousarray(img, dtype=self.dtype)
         if a.shape != self.shape:
             raise ValueError(f"frame {i}: shape {a.shape}, cache {self.shape}")
+        if a.dtype.kind == "f" and a.size:
+            self.lo, self.hi = min(self.lo, float(a.min())), max(self.hi, float(a.max()))
         buf = memoryview(a.reshape(-1).view(np.uint8))
         self.file.seek(i * self.frame_bytes)
         try:
@@ -268,7 +280,6 @@ class FrameCache:
 
     def close(self) -> None:
         self.file.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -474,6 +485,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
             img = None
             prog("read", i + 1, n)
         t_read = time.perf_counter() - t_start
+        value_range = (cache.lo, cache.hi) if dtype.kind == "f" else None
         channels = shape[2] if len(shape) == 3 else 1
         if not tile:
             cnn = fit_cnn(method, opts, n, h, w, max_memory_mb=max_memory_mb)
@@ -504,7 +516,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
 
         for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(tiles):
             srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
-            res: FusionResult = fuse(srcs, method=method, **tile_params_for((py1 - py0) * (px1 - px0)))
+            res: FusionResult = fuse(srcs, method=method, value_range=value_range,
+                                     **tile_params_for((py1 - py0) * (px1 - px0)))
             srcs = None
             f = res.fused
             if single:

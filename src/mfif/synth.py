@@ -64,7 +64,8 @@ import cv2
 import numpy as np
 
 from .errors import UsageError
-from .io import IMAGE_EXTENSIONS, natural_key, read_image, to_float, to_gray
+from .options import check_number
+from .io import IMAGE_EXTENSIONS, check_finite, natural_key, read_image, to_float, to_gray
 
 __all__ = [
     "SynthCase",
@@ -337,6 +338,9 @@ def segment_mask(image: np.ndarray, rng: np.random.Generator, *, fraction: float
 # --------------------------------------------------------------------------------------------
 def _prepare(image: np.ndarray, size, rng: np.random.Generator, fit: str) -> tuple[np.ndarray, dict]:
     img = np.asarray(image)
+    if img.dtype.kind not in "uifb":
+        raise UsageError(f"make_case: unsupported pixel type {img.dtype}")
+    check_finite(img, "make_case: image")
     if img.dtype != np.float32:
         img = to_float(img)
     if img.ndim == 3 and img.shape[2] == 4:
@@ -348,9 +352,10 @@ def _prepare(image: np.ndarray, size, rng: np.random.Generator, fit: str) -> tup
     h, w = img.shape[:2]
     if size is None:
         return np.ascontiguousarray(img), {"crop": [0, 0, h, w], "scale": 1.0, "fit": "none"}
-    th, tw = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
-    if th < 16 or tw < 16:
-        raise UsageError(f"size must be at least 16 px, got {th}x{tw}")
+    dims = (size, size) if np.isscalar(size) else tuple(size)
+    if len(dims) != 2:
+        raise UsageError(f"size must be an int or an (height, width) pair, got {size!r}")
+    th, tw = (check_number(d, "size", lo=16, hi=1 << 16, integer=True) for d in dims)
     scale = 1.0
     info: dict = {"fit": "none"}
     if h < th or w < tw:
@@ -374,10 +379,16 @@ def _prepare(image: np.ndarray, size, rng: np.random.Generator, fit: str) -> tup
     return out, info
 
 
-def _pair_range(v, name) -> tuple[float, float]:
+def _pair_range(v, name, **limits) -> tuple[float, float]:
+    """A scalar or a (min, max) pair of finite numbers within ``limits``."""
     if np.isscalar(v):
-        return float(v), float(v)
-    lo, hi = (float(x) for x in v)
+        x = check_number(v, name, **limits)
+        return x, x
+    try:
+        lo, hi = v
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a number or a (min, max) pair, got {v!r}") from None
+    lo, hi = check_number(lo, name, **limits), check_number(hi, name, **limits)
     if lo > hi:
         raise UsageError(f"{name}: minimum {lo} exceeds maximum {hi}")
     return lo, hi
@@ -394,18 +405,14 @@ def _check_options(options: dict) -> dict:
         raise UsageError(f"psf must be disk, gaussian or mixed, got {o['psf']!r}")
     if o["mask_kind"] not in ("blob", "segment", "mixed"):
         raise UsageError(f"mask_kind must be blob, segment or mixed, got {o['mask_kind']!r}")
-    rlo, rhi = _pair_range(o["radius"], "radius")
-    if rlo <= 0:
-        raise UsageError(f"radius must be > 0, got {rlo}")
-    o["radius"] = (rlo, rhi)
-    flo, fhi = _pair_range(o["fg_fraction"], "fg_fraction")
-    if not (0.0 < flo <= fhi < 1.0):
-        raise UsageError("fg_fraction must lie in (0, 1)")
-    o["fg_fraction"] = (flo, fhi)
-    if float(o["noise"]) < 0 or float(o["brightness"]) < 0:
-        raise UsageError("noise and brightness must be >= 0")
-    if o["jpeg"] is not None and not (1 <= int(o["jpeg"]) <= 100):
-        raise UsageError(f"jpeg quality must be in 1..100, got {o['jpeg']}")
+    if o["fit"] not in ("scale", "reflect"):
+        raise UsageError(f"fit must be scale or reflect, got {o['fit']!r}")
+    o["radius"] = _pair_range(o["radius"], "radius", lo=0, lo_open=True, hi=1000)
+    o["fg_fraction"] = _pair_range(o["fg_fraction"], "fg_fraction", lo=0, hi=1, lo_open=True, hi_open=True)
+    o["noise"] = check_number(o["noise"], "noise", lo=0, hi=1)
+    o["brightness"] = check_number(o["brightness"], "brightness", lo=0, hi=1, hi_open=True)
+    if o["jpeg"] is not None:
+        o["jpeg"] = check_number(o["jpeg"], "jpeg quality", lo=1, hi=100, integer=True)
     return o
 
 
@@ -500,9 +507,7 @@ def make_case(image: np.ndarray, *, n_sources: int = 2, rng: np.random.Generator
     >>> len(case.sources), case.mask.dtype.name
     (2, 'int16')
     """
-    n = int(n_sources)
-    if not 2 <= n <= len(SOURCE_NAMES):
-        raise UsageError(f"n_sources must be 2..{len(SOURCE_NAMES)}, got {n}")
+    n = check_number(n_sources, "n_sources", lo=2, hi=len(SOURCE_NAMES), integer=True)
     o = _check_options(options)
     img, geo = _prepare(image, size, rng, o["fit"])
     if gray and img.ndim == 3:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..options import number_arg
 
 
 def register(sub):
@@ -21,13 +22,13 @@ def register(sub):
                    help="method option, repeatable (see `mfif methods -v`)")
     p.add_argument("--save-maps", metavar="DIR", help="write the score, decision and weight maps as PNGs here")
     p.add_argument("--depth-map", metavar="FILE",
-                   help="write the per-pixel source index as a 16-bit PNG (plus FILE-preview.png in colour)")
+                   help="write the per-pixel source index as a 16-bit .png or .tif (plus STEM-preview.png in colour)")
     p.add_argument("--align", action="store_true", help="register every frame to the middle frame first (hand-held stacks)")
     p.add_argument("--align-model", default="similarity", choices=("translation", "similarity", "affine", "homography"),
                    help="motion model for --align (default similarity: shift, rotation, scale)")
-    p.add_argument("--tile", type=int, default=0, metavar="PX",
+    p.add_argument("--tile", type=number_arg(lo=0, integer=True), default=0, metavar="PX",
                    help="process in tiles of PX pixels with overlap (default: chosen from --max-memory)")
-    p.add_argument("--max-memory", type=float, default=4096, metavar="MB",
+    p.add_argument("--max-memory", type=number_arg(lo=0, lo_open=True), default=4096, metavar="MB",
                    help="memory budget for the fusion (default 4096): peak resident memory on top of the "
                         "process's baseline (Python, libraries, for sff PyTorch and the model: about 80 and "
                         "300 MB); sets the tile size from a per-method model (docs/stacks.md)")
@@ -104,27 +105,29 @@ class _Progress:
 
 
 def run(args) -> int:
-    from ..io import check_output_path, expand_sources, write_image
+    from ..io import check_sources, expand_sources, image_info, write_image
     from ..methods import get_method, parse_params
+    from ..outputs import check_plan, depth_paths, plan_fuse_outputs
     from ..stack import fuse_stack
 
+    # Everything is checked before the first pixel is decoded: options, every source's header,
+    # and every output against the inputs and against each other.
     params = parse_kv(args.param)
     method = get_method(args.method)
-    parse_params(method, params)  # fail fast, before reading images
+    parse_params(method, params)
     if args.depth_map and not method.has_decision:
         raise UsageError(f"method {args.method} has no decision map; --depth-map needs one (try sff or focus-map)")
-    if args.tile < 0 or (0 < args.tile < 64):
+    if 0 < args.tile < 64:
         raise UsageError(f"--tile must be 0 (automatic) or at least 64 px, got {args.tile}")
-    if args.max_memory <= 0:
-        raise UsageError(f"--max-memory must be positive, got {args.max_memory}")
-    out = Path(args.output)
     paths = expand_sources(args.sources)
     if len(paths) < 2:
         raise UsageError(f"need at least 2 sources, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
+    infos = [image_info(p) for p in paths]
+    check_sources(infos, [str(p) for p in paths])
+    plan = plan_fuse_outputs(args.output, dtype=infos[0].dtype, depth_map=args.depth_map, maps_dir=args.save_maps)
+    check_plan(plan, inputs=paths)
     protect = list(paths)
-    check_output_path(out, protect=protect)
-    if args.depth_map:
-        check_output_path(Path(args.depth_map).with_suffix(".png"), protect=protect)
+    out = Path(args.output)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     log(f"fusing {len(paths)} sources with {args.method}" + (" after alignment" if args.align else ""))
     res = fuse_stack(paths, method=args.method, params=params, align=args.align, align_model=args.align_model,
@@ -138,8 +141,8 @@ def run(args) -> int:
         written = save_stage_maps(res.maps, Path(args.save_maps), len(paths), protect)
         log(f"wrote {len(written)} maps to {args.save_maps}")
     if args.depth_map:
-        dm = Path(args.depth_map)
-        write_image(dm.with_suffix(".png"), res.decision.astype(np.uint16), protect=protect)
-        write_image(dm.with_name(dm.stem + "-preview.png"), depth_preview(res.decision, len(paths)), protect=protect)
-        log(f"wrote depth map {dm.with_suffix('.png')} (source index per pixel) and its colour preview")
+        dm, preview = depth_paths(args.depth_map)
+        write_image(dm, res.decision.astype(np.uint16), protect=protect)
+        write_image(preview, depth_preview(res.decision, len(paths)), protect=protect)
+        log(f"wrote depth map {dm} (source index per pixel) and its colour preview {preview}")
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..options import number_arg, numbers_arg
 
 SPLITS = ("train", "val", "test")
 
@@ -32,20 +32,20 @@ def register(sub):
     p.add_argument("--test-images", action="append", default=[], metavar="DIR",
                    help="take test cases only from the photos in DIR (repeatable); IMAGES_DIR photos then feed "
                         "train and val only")
-    p.add_argument("-n", "--sources", type=int, default=2, metavar="N", help="sources (depth layers) per case (default 2)")
-    p.add_argument("-k", "--count", type=int, default=100, metavar="K",
+    p.add_argument("-n", "--sources", type=number_arg(lo=2, hi=26, integer=True), default=2, metavar="N", help="sources (depth layers) per case (default 2)")
+    p.add_argument("-k", "--count", type=number_arg(lo=1, integer=True), default=100, metavar="K",
                    help="total number of cases, shared among splits by --split (default 100)")
     p.add_argument("--counts", metavar="TRAIN,VAL,TEST", help="exact case count per split (overrides --count)")
     p.add_argument("--split", default=None, metavar="TRAIN,VAL,TEST",
                    help="fractions of photos per split (default 0.8,0.1,0.1; with --test-images the test "
                         "fraction is ignored and IMAGES_DIR photos split train:val)")
-    p.add_argument("-s", "--size", type=int, default=None, metavar="S",
+    p.add_argument("-s", "--size", type=number_arg(lo=16, integer=True), default=None, metavar="S",
                    help="case size SxS: random crop, photos smaller than S are upscaled (bicubic) first "
                         "(default: keep each photo's size)")
     p.add_argument("--fit", choices=("scale", "reflect"), default="scale",
                    help="how photos smaller than --size are enlarged: bicubic upscaling or mirror padding (default scale)")
     p.add_argument("--gray", action="store_true", help="gray cases (BT.601 luma)")
-    p.add_argument("--seed", type=int, default=0, metavar="X", help="random seed (default 0)")
+    p.add_argument("--seed", type=number_arg(lo=0, integer=True), default=0, metavar="X", help="random seed (default 0)")
     p.add_argument("--psf", choices=("disk", "gaussian", "mixed"), default="mixed",
                    help="point-spread function: pillbox disk, Gaussian or a 50/50 mix (default mixed)")
     p.add_argument("--radius", default="0.6,8", metavar="MIN,MAX",
@@ -54,34 +54,17 @@ def register(sub):
                    help="foreground shapes: smooth random blobs, object-like unions of segments of the photo (Felzenszwalb), or a mix")
     p.add_argument("--fg-fraction", default="0.2,0.6", metavar="MIN,MAX",
                    help="foreground area range (default 0.2,0.6)")
-    p.add_argument("--noise", type=float, default=0.0, metavar="SIGMA",
+    p.add_argument("--noise", type=number_arg(lo=0, hi=1), default=0.0, metavar="SIGMA",
                    help="max sensor-noise sigma in [0,1] units, per case ~ U(0, SIGMA) (default 0: off)")
-    p.add_argument("--jpeg", type=int, default=None, metavar="QMIN",
+    p.add_argument("--jpeg", type=number_arg(lo=1, hi=100, integer=True), default=None, metavar="QMIN",
                    help="JPEG-compress the sources, quality per case ~ U[QMIN, 95] (default off)")
-    p.add_argument("--brightness", type=float, default=0.0, metavar="B",
+    p.add_argument("--brightness", type=number_arg(lo=0, hi=1, hi_open=True), default=0.0, metavar="B",
                    help="per-source brightness gain 1 + U(-B, B) (default 0: off)")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="J",
+    p.add_argument("-j", "--jobs", type=number_arg(lo=1, hi=256, integer=True), default=1, metavar="J",
                    help="worker processes (output does not depend on it; default 1)")
     p.add_argument("--force", action="store_true", help="replace the cases of an existing OUT_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
     return p
-
-
-def _floats(text: str, n: int, name: str) -> list[float]:
-    try:
-        vals = [float(x) for x in str(text).split(",")]
-    except ValueError:
-        raise UsageError(f"{name}: expected {n} comma-separated numbers, got {text!r}") from None
-    if len(vals) != n:
-        raise UsageError(f"{name}: expected {n} comma-separated numbers, got {text!r}")
-    return vals
-
-
-def _ints(text: str, n: int, name: str) -> list[int]:
-    vals = _floats(text, n, name)
-    if any(v < 0 or v != int(v) for v in vals):
-        raise UsageError(f"{name}: expected non-negative integers, got {text!r}")
-    return [int(v) for v in vals]
 
 
 def _photo_table(dirs: list[str]) -> dict[str, Path]:
@@ -141,27 +124,24 @@ def _csv_row(entry: dict) -> dict:
 
 
 def run(args) -> int:
+    from ..io import write_text
     from ..synth import _check_options, split_by_photo
 
     in_dirs, out = list(args.images), Path(args.out_dir)
     for d in in_dirs + list(args.test_images):
         if not Path(d).is_dir():
             raise UsageError(f"{d}: not a directory")
-    if not 2 <= args.sources <= 26:
-        raise UsageError(f"--sources must be 2..26, got {args.sources}")
-    if args.size is not None and args.size < 16:
-        raise UsageError(f"--size must be at least 16, got {args.size}")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be >= 1")
+    if args.size is not None:
+        _check_memory(args.size, args.sources, args.jobs)
     options = {
-        "psf": args.psf, "radius": tuple(_floats(args.radius, 2, "--radius")), "mask_kind": args.mask_kind,
-        "fg_fraction": tuple(_floats(args.fg_fraction, 2, "--fg-fraction")), "noise": float(args.noise),
+        "psf": args.psf, "radius": tuple(numbers_arg(args.radius, 2, "--radius", lo=0, lo_open=True, hi=1000)), "mask_kind": args.mask_kind,
+        "fg_fraction": tuple(numbers_arg(args.fg_fraction, 2, "--fg-fraction", lo=0, hi=1, lo_open=True, hi_open=True)), "noise": float(args.noise),
         "jpeg": args.jpeg, "brightness": float(args.brightness), "fit": args.fit,
     }
     _check_options(options)  # fail fast on bad values
 
     # Photos and splits (whole photos per split).
-    fractions = _floats(args.split, 3, "--split") if args.split else [0.8, 0.1, 0.1]
+    fractions = numbers_arg(args.split, 3, "--split", lo=0) if args.split else [0.8, 0.1, 0.1]
     if any(f < 0 for f in fractions) or sum(fractions) <= 0:
         raise UsageError("--split fractions must be >= 0 and not all 0")
     table = _photo_table(in_dirs)
@@ -177,10 +157,8 @@ def run(args) -> int:
     else:
         sp = split_by_photo(list(table), seed=args.seed, fractions=fractions)
     if args.counts:
-        counts = dict(zip(SPLITS, _ints(args.counts, 3, "--counts")))
+        counts = dict(zip(SPLITS, numbers_arg(args.counts, 3, "--counts", lo=0, hi=10_000_000, integer=True)))
     else:
-        if args.count < 1:
-            raise UsageError("--count must be >= 1")
         from ..synth import _largest_remainder
 
         share = list(fractions)
@@ -261,13 +239,13 @@ def run(args) -> int:
         "splits": {s: {"cases": counts[s], "photos": sp.get(s, [])} for s in SPLITS},
         "cases": entries,
     }
-    _write_text(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    write_text(out / "manifest.json", json.dumps(manifest, indent=1, sort_keys=False) + "\n")
     buf = io.StringIO()
     rows = [_csv_row(e) for e in entries]
     w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    _write_text(out / "manifest.csv", buf.getvalue())
+    write_text(out / "manifest.csv", buf.getvalue())
     dt = time.perf_counter() - t0
     log(f"wrote {total} cases to {out} in {dt:.1f} s ({dt / max(total, 1) * 1000:.0f} ms per case)")
     return 0
@@ -279,7 +257,18 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+#: Peak memory of one case per pixel of its S x S size: a base plus a part per source
+#: (``benchmarks``-style measurement with resource.getrusage on colour cases).
+CASE_BYTES_PER_PIXEL = (160, 30)
+
+
+def _check_memory(size: int, n_sources: int, jobs: int) -> None:
+    """Refuse a --size whose cases would not fit in the memory available (before any work)."""
+    from ..sysinfo import available_memory
+
+    need = (CASE_BYTES_PER_PIXEL[0] + CASE_BYTES_PER_PIXEL[1] * n_sources) * size * size * max(1, jobs)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise UsageError(f"--size {size}: {max(1, jobs)} case(s) of {size}x{size} px with {n_sources} sources need "
+                         f"about {need / 1e9:.1f} GB of memory, {avail / 1e9:.1f} GB available; use a smaller "
+                         "--size (or fewer --jobs)")

@@ -42,6 +42,9 @@ def register(sub):
 def run(args) -> int:
     from ..errors import UsageError
 
+    from ..io import check_output_dir
+
+    check_output_dir(args.out)
     if args.init and not os.path.isfile(args.init):
         raise UsageError(f"--init {args.init}: no such file")
     options = {k: getattr(args, k) for k in ("noise", "jpeg", "brightness") if getattr(args, k) is not None}

@@ -118,11 +118,16 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
                 if progress is not None:
                     progress(i + 1, len(boxes))
         else:
-            with ThreadPoolExecutor(workers) as pool:
+            pool = ThreadPoolExecutor(workers)
+            try:
                 for i, done in enumerate(as_completed([pool.submit(run, b) for b in boxes])):
                     done.result()  # re-raises a worker's exception
                     if progress is not None:
                         progress(i + 1, len(boxes))
+            finally:
+                # on Ctrl-C (or a worker's error) drop the tiles not started yet: only the ones
+                # running finish, so the pass stops within one tile's time
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         torch.set_num_threads(before)
     return out

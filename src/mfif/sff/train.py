@@ -19,6 +19,7 @@ Outputs in ``out_dir``: ``best.pt`` + ``best.json`` (model card with sha256),
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..io import atomic_output, write_text
 from .model import PATCH, SFFNet
 from .weights import sha256_file
 
@@ -108,10 +110,9 @@ def _plot_curves(rows: list[dict], path: Path) -> None:
     ax[1].plot(ep, [r["val_acc"] for r in rows], label="validation")
     ax[1].set_xlabel("epoch"); ax[1].set_ylabel("accuracy"); ax[1].legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_output(path) as f:
+        fig.savefig(f, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_card(weights: Path, card: dict) -> Path:
@@ -119,16 +120,14 @@ def write_card(weights: Path, card: dict) -> Path:
     card = dict(card)
     card["sha256"] = sha256_file(weights)
     path = weights.with_suffix(".json")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        f.write((json.dumps(card, indent=2, sort_keys=False) + "\n").encode("utf-8"))
     return path
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as f:
+        torch.save(obj, f)
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
@@ -272,9 +271,8 @@ def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
 
 
 def _write_log(rows: list[dict], path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
