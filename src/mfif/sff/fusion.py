@@ -98,9 +98,13 @@ def boundary_distance(decision: np.ndarray) -> np.ndarray:
 
 def noise_sigma(grays: Sequence[np.ndarray]) -> float:
     """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994)."""
+    import warnings
+
     from skimage.restoration import estimate_sigma
 
-    return float(np.mean([estimate_sigma(g) for g in grays]))
+    with warnings.catch_warnings():  # a 1-px-wide gray image is not a colour image, whatever skimage guesses
+        warnings.simplefilter("ignore", UserWarning)
+        return float(np.mean([estimate_sigma(g) for g in grays]))
 
 
 def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band: float, window: int = 5,
@@ -144,14 +148,19 @@ def decision_confidence(scores: np.ndarray) -> np.ndarray:
 
 
 def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.ndarray, *, width: float) -> np.ndarray:
-    """Cross-fade ``fused`` into a Laplacian-pyramid fusion within ``width`` px of boundaries."""
-    if width <= 0:
+    """Cross-fade ``fused`` into a Laplacian-pyramid fusion within ``width`` px of boundaries.
+
+    Images too small for one pyramid level (under 4 px a side) have no seam to soften and are
+    returned as they are.
+    """
+    from ..methods.laplacian import fuse_laplacian, max_pyramid_levels
+
+    if width <= 0 or max_pyramid_levels(fused.shape) < 1:
         return fused
     dist = boundary_distance(decision)
     beta = np.clip((width - dist) / width, 0.0, 1.0).astype(np.float32)
     if not beta.any():
         return fused
-    from ..methods.laplacian import fuse_laplacian
 
     lap = fuse_laplacian(list(sources)).fused
     if fused.ndim == 3:
