@@ -105,7 +105,7 @@ class _Progress:
 
 
 def run(args) -> int:
-    from ..io import check_sources, expand_sources, image_info, write_image
+    from ..io import check_sources, expand_sources, image_info, read_image, write_image
     from ..methods import get_method, parse_params
     from ..outputs import check_plan, depth_paths, plan_fuse_outputs
     from ..stack import fuse_stack
@@ -124,6 +124,9 @@ def run(args) -> int:
         raise UsageError(f"need at least 2 sources, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     infos = [image_info(p) for p in paths]
     check_sources(infos, [str(p) for p in paths])
+    if infos[0].dtype.kind == "f":  # NaN and inf are only seen in the pixels: look before fusing
+        for p in paths:
+            read_image(p)
     plan = plan_fuse_outputs(args.output, dtype=infos[0].dtype, depth_map=args.depth_map, maps_dir=args.save_maps)
     check_plan(plan, inputs=paths)
     protect = list(paths)
