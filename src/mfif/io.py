@@ -168,18 +168,18 @@ def _tiff_info(path: Path) -> ImageInfo:
 
     with tifffile.TiffFile(str(path)) as tf:
         first, _, out, photometric, orientation = _tiff_plan(path, tf)
-        shape = _tiff_layout(first.shape)
+        shape = _tiff_shape(path, first)
         if photometric == 3:
             shape = shape[:2] + (3,)
     return ImageInfo(_upright(_drop_alpha_shape(shape), orientation), out)
 
 
-def _tiff_layout(shape: tuple) -> tuple:
-    """Squeeze singleton axes and move a leading sample axis last (planar RGB)."""
-    shape = tuple(d for d in shape if d != 1) or (1, 1)
-    if len(shape) == 3 and shape[0] in (3, 4) and shape[-1] not in (3, 4):
-        shape = shape[1:] + shape[:1]
-    return shape
+def _tiff_shape(path: Path, page) -> tuple:
+    """``(H, W)`` or ``(H, W, S)`` of a page from its tags (1-px-thin images stay 2-D)."""
+    if int(getattr(page, "imagedepth", 1) or 1) > 1:
+        raise UsageError(f"{display_path(path)}: a volumetric TIFF page; mfif reads 2-D images")
+    h, w, spp = int(page.imagelength), int(page.imagewidth), int(page.samplesperpixel)
+    return (h, w) if spp == 1 else (h, w, spp)
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
@@ -187,11 +187,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
 
     with tifffile.TiffFile(str(path)) as tf:
         first, native, out, photometric, orientation = _tiff_plan(path, tf)
+        shape = _tiff_shape(path, first)
         img = np.asarray(first.asarray())
         colormap = first.colormap if photometric == 3 else None
-    img = np.squeeze(img) if img.size > 1 else img.reshape(1, 1)
-    if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[-1] not in (3, 4):
-        img = np.moveaxis(img, 0, -1)
+        planar = int(getattr(first, "planarconfig", 1) or 1) == 2
+    if len(shape) == 3 and planar:  # separate planes: samples first
+        img = np.moveaxis(img.reshape((shape[2],) + shape[:2]), 0, -1)
+    else:
+        img = img.reshape(shape)
     if photometric == 3:  # palette: look the indices up (16-bit entries; 8-bit when stored so)
         cmap = np.asarray(colormap).T  # N x 3
         if out == np.uint8:
@@ -786,7 +789,8 @@ def _encode(f, img: np.ndarray, ext: str, quality: int) -> None:
         import tifffile
 
         photometric = "rgb" if img.ndim == 3 else "minisblack"
-        tifffile.imwrite(f, img, photometric=photometric, compression="zlib")
+        tifffile.imwrite(f, img, photometric=photometric, planarconfig="contig" if img.ndim == 3 else None,
+                         compression="zlib")
         return
     from PIL import Image
 
