@@ -377,7 +377,7 @@ def test_killed_run_leaves_no_cache(tmp_path, rng, sig):
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen([sys.executable, "-m", "mfif", "fuse", str(folder), "-o", str(tmp_path / "o.png"),
-                             "-m", "sff", "-p", "threads=1"], env=env, stderr=subprocess.PIPE, text=True)
+                             "-m", "sff"], env=env, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)  # well into reading or fusing
     assert proc.poll() is None, proc.stderr.read()
     t0 = time.monotonic()
