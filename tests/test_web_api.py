@@ -354,3 +354,22 @@ def test_serve_bad_arguments(capsys):
     assert main(["serve", "--max-frames", "1"]) == 2
     assert main(["serve", "-m", "nope"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def test_align_keeps_frames_in_step_with_the_result(client):
+    import cv2
+    from skimage import data
+
+    a, b = half_blurred_pair(cv2.resize(data.camera(), (200, 160), interpolation=cv2.INTER_AREA), sigma=1.5)
+    s = fuse_ok(client, [a, b], method="focus-map", align="yes", depth_map="on")
+    assert s["align"] and s["progress"] == 1.0
+    frame = decode(client.get(f"/api/jobs/{s['id']}/frames/0?format=png").content)
+    assert frame.shape[:2] == (s["height"], s["width"])
+
+
+def test_alignment_failure_names_the_users_files(client):
+    a, b = half_blurred_pair(texture(160, 200, seed=8), sigma=4.0)  # noise blurred away: nothing to match
+    r = post(client, [a, b], names=["left.png", "right.png"], method="focus-map", align="true")
+    s = wait(client, r.json()["id"])
+    assert s["state"] == "failed" and "could not be aligned" in s["error"]
+    assert "left.png" in s["error"] and "frame_" not in s["error"]

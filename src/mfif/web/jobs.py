@@ -76,13 +76,22 @@ def overall_progress(stage: str, done: int, total: int, *, align: bool) -> float
     return lo + (hi - lo) * frac
 
 
+def user_message(message: str, paths: Sequence[Path], names: Sequence[str]) -> str:
+    """``message`` with every stored upload path (or file name) replaced by the user's file name.
+
+    mfif's messages name the files they read; the user knows an upload by its own name.
+    """
+    for path, name in zip(paths, names):
+        message = message.replace(str(path), name).replace(path.name, name)
+    return message
+
+
 def check_upload(path: Path, name: str) -> np.ndarray:
     """Decode one uploaded frame; an unreadable file raises :class:`UsageError` naming ``name``."""
     try:
         return read_image(path)
     except UsageError as exc:
-        # read_image names the stored path; the user knows the file by its own name
-        raise UsageError(str(exc).replace(str(path), name)) from None
+        raise UsageError(user_message(str(exc), [path], [name])) from None
 
 
 @dataclass
@@ -316,7 +325,7 @@ class JobManager:
                              max_memory_mb=self.max_memory_mb, cache_dir=str(job.folder),
                              progress=progress, on_frame=keep)
         except UsageError as exc:
-            self._fail(job, str(exc).replace(str(job.folder) + os.sep, ""))
+            self._fail(job, user_message(str(exc), job.paths, job.names))
             return
         except MemoryError:
             self._fail(job, "out of memory; try fewer or smaller frames")
