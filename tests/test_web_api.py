@@ -263,6 +263,7 @@ def test_upload_too_large_without_length():
 def test_too_many_frames(client, pair):
     e = error_of(post(client, [pair[0]] * 5), 400)
     assert "too many frames: 5 (at most 4)" in e
+    assert "files" in error_of(post(client, [pair[0]] * 7), 400).lower()  # stopped while parsing
 
 
 # -- options -------------------------------------------------------------------------------------
