@@ -392,7 +392,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
                align: bool = False, align_model: str = "similarity", reference: str | int = "middle",
                tile: int = 0, overlap: int = 64, max_memory_mb: float = 4096, want_maps: bool = False,
                cache_dir: str | None = None, progress: Callable[[str, int, int], None] | None = None,
-               log: Callable[[str], None] | None = None) -> StackResult:
+               log: Callable[[str], None] | None = None,
+               on_frame: Callable[[int, np.ndarray], None] | None = None) -> StackResult:
     """Fuse a focus stack given as files, with optional alignment and tiling.
 
     Parameters
@@ -422,7 +423,12 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     want_maps : bool, keyword-only
         Also assemble every stage map (scores, weights...) at full size.
     progress : callable, keyword-only
-        ``progress(stage, done, total)`` with stage ``"read"`` or ``"fuse"``.
+        ``progress(stage, done, total)`` with stage ``"align"``, ``"read"`` or ``"fuse"``.
+    log : callable, keyword-only
+        ``log(line)`` receives one line per notable step (alignment residuals, memory budget).
+    on_frame : callable, keyword-only
+        ``on_frame(i, frame)`` receives every frame as it goes into the fusion (aligned and
+        cropped like ``fused``, native dtype), e.g. to keep them for comparison or retouching.
 
     Returns
     -------
@@ -482,6 +488,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
             if transforms is not None and not np.allclose(transforms[i], np.eye(3)):
                 img = _warp(img, transforms[i], (shape[1], shape[0]), cv2.INTER_CUBIC, cv2.BORDER_REFLECT)
             cache.write(i, img[by0:by1, bx0:bx1])
+            if on_frame is not None:
+                on_frame(i, img[by0:by1, bx0:bx1])
             img = None
             prog("read", i + 1, n)
         t_read = time.perf_counter() - t_start

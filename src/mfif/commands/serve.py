@@ -1,0 +1,59 @@
+"""``mfif serve``: the local web page for focus stacking (needs the ``web`` extra)."""
+from __future__ import annotations
+
+import sys
+
+from ..errors import UsageError
+
+
+def register(sub):
+    p = sub.add_parser(
+        "serve", help="serve a local web page to fuse, compare, retouch and download stacks",
+        description="Serve the focus-stacking web page (upload frames, fuse, compare with a wipe slider, "
+                    "retouch from any frame, download). Binds to this machine only unless --host says otherwise.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-upload-mb", type=float, default=2000, metavar="MB",
+                   help="largest upload, all frames of one job together (default 2000)")
+    p.add_argument("--max-frames", type=int, default=64, metavar="N", help="most frames per job (default 64)")
+    p.add_argument("--job-ttl", type=float, default=60, metavar="MIN",
+                   help="minutes a job and its files are kept (default 60); all are deleted at exit")
+    p.add_argument("--max-memory", type=float, default=4096, metavar="MB",
+                   help="memory budget of one fusion, as for `mfif fuse` (default 4096)")
+    p.add_argument("-m", "--method", default="sff", help="method the page selects first (default sff)")
+    return p
+
+
+def run(args) -> int:
+    from ..methods import get_method
+
+    get_method(args.method)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    for name, value in (("--max-upload-mb", args.max_upload_mb), ("--max-frames", args.max_frames),
+                        ("--job-ttl", args.job_ttl), ("--max-memory", args.max_memory)):
+        if value <= 0:
+            raise UsageError(f"{name} must be positive, got {value:g}")
+    if args.max_frames < 2:
+        raise UsageError(f"--max-frames must be at least 2, got {args.max_frames}")
+    try:
+        from ..web import create_app
+        from ..web.server import bind, is_loopback, loopback_hosts, serve
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"mfif serve needs the web extra ({exc.name} is missing): pip install 'mfif[web]'") from None
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    port = sock.getsockname()[1]
+    local = is_loopback(args.host)
+    if not local:
+        print(f"mfif: warning: listening on {args.host}, not loopback: anyone who can reach this machine can "
+              "upload images and read results; there is no login", file=sys.stderr)
+    app = create_app(max_upload_mb=args.max_upload_mb, max_frames=args.max_frames, job_ttl_s=args.job_ttl * 60,
+                     max_memory_mb=args.max_memory, default_method=args.method,
+                     allowed_hosts=loopback_hosts() if local else None)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"mfif: serving the web page on http://{shown}:{port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    serve(app, sock)
+    return 0
