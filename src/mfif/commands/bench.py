@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..options import number_arg
 
 #: Cases per data set in ``--quick`` mode.
 QUICK_CASES = 2
@@ -42,8 +43,8 @@ def register(sub):
     p.add_argument("-o", "--out", default="bench-output", metavar="DIR", help="output folder (default bench-output)")
     p.add_argument("--quick", action="store_true",
                    help=f"CI-sized run: the first {QUICK_CASES} cases of each data set")
-    p.add_argument("-n", "--limit", type=int, metavar="N", help="the first N cases of each data set")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="J",
+    p.add_argument("-n", "--limit", type=number_arg(lo=1, integer=True), metavar="N", help="the first N cases of each data set")
+    p.add_argument("-j", "--jobs", type=number_arg(lo=1, hi=256, integer=True), default=1, metavar="J",
                    help="worker processes, one thread each (default 1: one process, all threads; "
                         "times are then comparable with the speed anchors)")
     p.add_argument("--data-root", metavar="DIR",
@@ -78,10 +79,6 @@ def run(args) -> int:
     from .. import bench as B
     from ..methods import METHODS, get_method
 
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {args.limit}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(METHODS)
     for m in methods:
         get_method(m)

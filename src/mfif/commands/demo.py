@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..options import number_arg
+
 
 def register(sub):
     p = sub.add_parser("demo", help="synthesise an example pair, fuse it, report SSIM against the truth",
@@ -18,7 +20,7 @@ def register(sub):
                                    "with SFF (and the classic methods for comparison), write everything to OUT.")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--method", default="sff", help="main method (default sff)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic pair")
+    p.add_argument("--seed", type=number_arg(lo=0, integer=True), default=7, help="seed of the synthetic pair")
     p.add_argument("--compare", default="average,dwt,laplacian,gff,focus-map",
                    help="comma-separated methods to compare against ('' for none)")
     return p

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import UsageError
+from ..options import number_arg
 
 
 def register(sub):
@@ -12,13 +13,13 @@ def register(sub):
         description="Serve the focus-stacking web page (upload frames, fuse, compare with a wipe slider, "
                     "retouch from any frame, download). Binds to this machine only unless --host says otherwise.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
-    p.add_argument("--max-upload-mb", type=float, default=2000, metavar="MB",
+    p.add_argument("--port", type=number_arg(lo=0, hi=65535, integer=True), default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--max-upload-mb", type=number_arg(lo=0, lo_open=True, hi=1e7), default=2000, metavar="MB",
                    help="largest upload, all frames of one job together (default 2000)")
-    p.add_argument("--max-frames", type=int, default=64, metavar="N", help="most frames per job (default 64)")
-    p.add_argument("--job-ttl", type=float, default=60, metavar="MIN",
+    p.add_argument("--max-frames", type=number_arg(lo=2, hi=100000, integer=True), default=64, metavar="N", help="most frames per job (default 64)")
+    p.add_argument("--job-ttl", type=number_arg(lo=0, lo_open=True, hi=1e6), default=60, metavar="MIN",
                    help="minutes a job and its files are kept (default 60); all are deleted at exit")
-    p.add_argument("--max-memory", type=float, default=4096, metavar="MB",
+    p.add_argument("--max-memory", type=number_arg(lo=0, lo_open=True), default=4096, metavar="MB",
                    help="memory budget of one fusion, as for `mfif fuse` (default 4096)")
     p.add_argument("-m", "--method", default="sff", help="method the page selects first (default sff)")
     return p
@@ -28,14 +29,6 @@ def run(args) -> int:
     from ..methods import get_method
 
     get_method(args.method)
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
-    for name, value in (("--max-upload-mb", args.max_upload_mb), ("--max-frames", args.max_frames),
-                        ("--job-ttl", args.job_ttl), ("--max-memory", args.max_memory)):
-        if value <= 0:
-            raise UsageError(f"{name} must be positive, got {value:g}")
-    if args.max_frames < 2:
-        raise UsageError(f"--max-frames must be at least 2, got {args.max_frames}")
     try:
         from ..web import create_app
         from ..web.server import bind, is_loopback, loopback_hosts, serve
