@@ -104,19 +104,19 @@ def phase_init(tmpl: WorkCopy, inp: WorkCopy) -> tuple[np.ndarray, float]:
     return np.linalg.inv(s) @ t @ s, float(resp)
 
 
-def warp_work(tmpl: WorkCopy, inp: WorkCopy, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The input's finest level warped onto the template's (template -> input ``warp``), and
-    the mask of pixels it covers."""
-    s = tmpl.scales[0]
-    a = tmpl.levels[0]
+def warp_work(tmpl: WorkCopy, inp: WorkCopy, warp: np.ndarray, *, level: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The input's pyramid ``level`` warped onto the template's (template -> input ``warp``),
+    and the mask of pixels it covers."""
+    s = tmpl.scales[level]
+    a = tmpl.levels[level]
     h, w = a.shape
     w_lvl = s @ warp @ np.linalg.inv(s)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     if abs(w_lvl[2, 0]) + abs(w_lvl[2, 1]) > 0:
-        bw = cv2.warpPerspective(inp.levels[0], w_lvl, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+        bw = cv2.warpPerspective(inp.levels[level], w_lvl, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
                                  borderValue=np.nan)
     else:
-        bw = cv2.warpAffine(inp.levels[0], w_lvl[:2], (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
+        bw = cv2.warpAffine(inp.levels[level], w_lvl[:2], (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=np.nan)
     valid = np.isfinite(bw)
     return np.nan_to_num(bw, nan=0.0), valid
@@ -185,9 +185,11 @@ def register_pair(tmpl: WorkCopy, inp: WorkCopy, *, model: str, init: str, limit
             raise PairFailure(f"{nm} feature matches disagree with the ECC transform (median "
                               f"{rep:.1f} px, limit {tol:.1f} px)")
     out["reprojection_px"] = rep
-    # independent evidence 2: blur-matched comparison of the aligned pair
-    moved, valid = warp_work(tmpl, inp, wf)
-    q = alignment_quality(tmpl.levels[0], moved, valid=valid, px=tmpl.px)
+    # independent evidence 2: blur-matched comparison of the aligned pair, on the feature level
+    # (at most FEATURE_SIDE px: enough tiles and detail, a quarter of the finest level's work)
+    lvl = tmpl.feat_level
+    moved, valid = warp_work(tmpl, inp, wf, level=lvl)
+    q = alignment_quality(tmpl.levels[lvl], moved, valid=valid, px=tmpl.px * tmpl.levels[0].shape[1] / moved.shape[1])
     if valid.mean() < 0.25:
         raise PairFailure(f"the frames overlap by only {100 * valid.mean():.0f}%")
     out.update(ncc=q.ncc, residual_px=q.residual_px, scatter_px=q.scatter_px, tiles=q.used)

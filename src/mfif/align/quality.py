@@ -208,7 +208,7 @@ def alignment_quality(ref: np.ndarray, moved: np.ndarray, *, valid: np.ndarray |
     px : float, keyword-only
         Full-resolution pixels per pixel of these images (the results are in full-resolution px).
     tile : int, keyword-only
-        Tile side (default 64, 32 for images under 256 px).
+        Tile side (default 64, 32 for images under 512 px).
 
     Returns
     -------
@@ -225,7 +225,7 @@ def alignment_quality(ref: np.ndarray, moved: np.ndarray, *, valid: np.ndarray |
     a = np.asarray(ref, np.float32)
     b = np.asarray(moved, np.float32)
     h, w = a.shape
-    ts = tile or (64 if min(h, w) >= 256 else 32)
+    ts = tile or (64 if min(h, w) >= 512 else 32)
     nan = float("nan")
     if ts > min(h, w):
         return Quality(nan, nan, nan, 0, 0)
