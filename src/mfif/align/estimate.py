@@ -90,8 +90,12 @@ def match_features(tmpl: WorkCopy, inp: WorkCopy) -> tuple[np.ndarray | None, np
 
 
 def phase_init(tmpl: WorkCopy, inp: WorkCopy) -> tuple[np.ndarray, float]:
-    """Translation (template -> input, full resolution) by phase correlation, and its peak height."""
-    lvl = tmpl.feat_level
+    """Translation (template -> input, full resolution) by phase correlation, and its peak height.
+
+    Measured on the coarsest pyramid level: there a strong defocus spans few pixels, so the
+    frequencies both frames still share dominate the correlation; ECC refines the result.
+    """
+    lvl = len(tmpl.levels) - 1
     # copies: OpenCV 5's phaseCorrelate applies the window to its inputs in place
     a, b = tmpl.smooth[lvl].copy(), inp.smooth[lvl].copy()
     win = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
@@ -178,7 +182,7 @@ def register_pair(tmpl: WorkCopy, inp: WorkCopy, *, model: str, init: str, limit
         raise PairFailure(bad)
     # independent evidence 1: the feature matches (if there are enough) must agree with ECC
     rep = float("nan")
-    if nm >= limits.min_matches:
+    if nm >= limits.min_matches and not implausibility(feat, w, h, **loose):
         rep = float(np.median(np.hypot(*(apply_transform(wf, src) - dst).T)))
         tol = max(RANSAC_PX * inp.px * tmpl.levels[0].shape[1] / tmpl.levels[tmpl.feat_level].shape[1], 1.0)
         if rep > tol:
