@@ -111,24 +111,13 @@ def pcb(args) -> None:
 def _aligned_frames(frames):
     """The frames as mfif aligns and crops them (same geometry as its fused output)."""
     sys.path.insert(0, str(ROOT / "src"))
+    from mfif.align import estimate_transforms, warp_frame
     from mfif.io import read_image
-    from mfif.stack import _scale_transform, _small_gray
-    from mfif.align import align_stack
-    import math
 
-    imgs = [read_image(f) for f in frames]
-    smalls = [_small_gray(i, 1024) for i in imgs]
-    scale = smalls[0][1]
-    al = align_stack([s for s, _ in smalls], crop=True, work_size=1024)
-    x0, y0, x1, y1 = al.valid_box
-    h, w = imgs[0].shape[:2]
-    box = (math.ceil(x0 / scale), math.ceil(y0 / scale), min(w, math.floor(x1 / scale)), min(h, math.floor(y1 / scale)))
-    out = []
-    for img, t in zip(imgs, al.transforms):
-        tf = _scale_transform(t, scale)
-        wimg = cv2.warpAffine(img, (tf / tf[2, 2])[:2], (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        out.append(wimg[box[1]:box[3], box[0]:box[2]])
-    return out, box, al.reference
+    reg = estimate_transforms(frames)  # what fuse --align does
+    out = [warp_frame(read_image(f), t, box=reg.valid_box) for f, t in zip(frames, reg.transforms)]
+    box = reg.valid_box
+    return out, box, reg.reference
 
 
 def big(args) -> None:

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mfif.align import AlignResult, _largest_rectangle, _row_intervals, align_stack, transform_parameters
+from mfif.align import AlignResult, align_stack, transform_parameters
+from mfif.align import largest_rectangle as _largest_rectangle, row_intervals as _row_intervals
 from mfif.errors import AlignmentError, UsageError
 
 H, W = 360, 480

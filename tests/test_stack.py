@@ -9,7 +9,8 @@ from skimage import data
 from mfif.cli import main
 from mfif.io import from_float, read_image, to_float, write_image
 from mfif.metrics import decision_accuracy, psnr
-from mfif.stack import _scale_transform, choose_tile, estimate_memory, fit_cnn, fuse_stack
+from mfif.align import scale_matrix
+from mfif.stack import choose_tile, estimate_memory, fit_cnn, fuse_stack
 from mfif.synth import make_case
 
 
@@ -171,7 +172,7 @@ def test_small_budget_gives_tiles_and_bounds_peak_memory(tmp_path, photo):
 def test_scale_transform_round_trip():
     t_small = np.array([[1.01, -0.02, 3.0], [0.02, 1.01, -2.0], [0, 0, 1]])
     s = 0.25
-    t_full = _scale_transform(t_small, s)
+    t_full = np.linalg.inv(scale_matrix(s)) @ t_small @ scale_matrix(s)
     p_full = np.array([800.0, 600.0, 1.0])
     a = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])
     np.testing.assert_allclose(a @ (t_full @ p_full), t_small @ (a @ p_full), atol=1e-9)

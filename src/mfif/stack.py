@@ -10,9 +10,11 @@ The pipeline (each frame is decoded once and never held in memory with all the o
   in a temporary folder; tiles are then read back from it with file reads (not a memory map,
   whose touched pages would count as resident). Resident memory is therefore set by the
   tile, not by the number of frames.
-* **Alignment.** Transforms are estimated by :func:`mfif.align.align_stack` on small gray
-  copies (longer side ``work_size``), scaled to full resolution, and each frame is warped as it
-  enters the cache, then cropped to the rectangle every frame covers.
+* **Alignment.** Transforms are estimated by :func:`mfif.align.estimate_transforms` on small
+  gray copies of the files (each frame read once for it), and each frame is warped by
+  :func:`mfif.align.warp_frame` into the rectangle every frame covers as it enters the cache
+  (the same two functions ``mfif align`` uses). Frames that cannot be aligned stop the run, or
+  with ``skip_unaligned`` are left out.
 * **Tiles.** With a tile smaller than the image, each tile is fused with an overlap margin on
   every side; the fused tiles are blended with linear ramps across the overlaps (no seams) and
   label maps (decision / depth) take each pixel from the tile whose core holds it. Options
@@ -40,12 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
-from .align import _warp, align_stack, transform_parameters
+from .align import estimate_transforms, warp_frame
 from .errors import UsageError
-from .io import check_sources, from_float, read_image, to_float
+from .io import check_sources, from_float, read_image
 from .result import FusionResult
 
 @dataclass(frozen=True)
@@ -189,26 +190,6 @@ class StackResult:
     tiles: int = 1
     tile_size: int = 0
     info: dict = field(default_factory=dict)
-
-
-def _small_gray(img: np.ndarray, work_size: int) -> tuple[np.ndarray, float]:
-    g = to_float(img)
-    if g.ndim == 3:
-        g = cv2.cvtColor(g[..., :3], cv2.COLOR_RGB2GRAY)
-    h, w = g.shape
-    s = min(1.0, work_size / max(h, w))
-    if s < 1.0:
-        g = cv2.resize(g, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return g, s
-
-
-def _scale_transform(t: np.ndarray, s: float) -> np.ndarray:
-    """A transform estimated between copies scaled by ``s``, expressed at full resolution.
-
-    With pixel centres at integers, small = s * (full + 0.5) - 0.5, i.e. ``small = A @ full``.
-    """
-    a = np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]])
-    return np.linalg.inv(a) @ np.asarray(t, np.float64) @ a
 
 
 class FrameCache:
@@ -390,7 +371,7 @@ def _ramp(n: int, lo_pad: int, hi_pad: int, overlap: int) -> np.ndarray:
 
 def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", params: dict | None = None,
                align: bool = False, align_model: str = "similarity", reference: str | int = "middle",
-               tile: int = 0, overlap: int = 64, max_memory_mb: float = 4096, want_maps: bool = False,
+               max_residual: float | str | None = "auto", skip_unaligned: bool = False, tile: int = 0, overlap: int = 64, max_memory_mb: float = 4096, want_maps: bool = False,
                cache_dir: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                log: Callable[[str], None] | None = None,
                on_frame: Callable[[int, np.ndarray], None] | None = None) -> StackResult:
@@ -408,6 +389,14 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         Register every frame to the ``reference`` frame first (hand-held stacks).
     align_model : str, keyword-only
         ``similarity`` (default), ``translation``, ``affine`` or ``homography``.
+    reference : {"middle", "first", "last"} or int, keyword-only
+        Reference frame of the alignment (0-based index or name).
+    max_residual : float, "auto" or None, keyword-only
+        Largest residual misregistration (full-resolution px) accepted by the alignment
+        (:func:`mfif.align.estimate_transforms`).
+    skip_unaligned : bool, keyword-only
+        Leave out frames that cannot be aligned (logged) instead of stopping; at least 2 must
+        remain.
     tile : int, keyword-only
         Tile side in pixels; 0 chooses from ``max_memory_mb`` (one tile when it fits).
     overlap : int, keyword-only
@@ -457,39 +446,39 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     box = (0, 0, shape[1], shape[0])
     transforms = None
     if align:
-        work_size = 1024  # the working size align_stack is tuned for (its own default)
-        smalls, scale = [], 1.0
-        for i, p in enumerate(paths):
-            img = first if i == 0 else read_image(p)
+        def read_checked(p: Path) -> np.ndarray:
+            img = first if p == paths[0] else read_image(p)
             check_sources([ref, img], [str(paths[0]), str(p)])
-            g, scale = _small_gray(img, work_size)
-            smalls.append(g)
-            prog("align", i + 1, n)
-        del img
-        alignment = align_stack(smalls, model=align_model, reference=reference, crop=True,
-                                names=[p.name for p in paths], work_size=work_size)
-        transforms = [_scale_transform(t, scale) for t in alignment.transforms]
-        x0, y0, x1, y1 = alignment.valid_box
-        box = (math.ceil(x0 / scale), math.ceil(y0 / scale), min(shape[1], math.floor(x1 / scale)),
-               min(shape[0], math.floor(y1 / scale)))
-        for i, t in enumerate(transforms):
-            sc, rot, tx, ty = transform_parameters(t)
-            log(f"frame {i} ({paths[i].name}): scale {sc:.4f} rotation {rot:+.3f} deg shift ({tx:+.2f}, {ty:+.2f}) px "
-                f"residual {alignment.residuals[i] / scale:.2f} px ECC {alignment.correlations[i]:.4f}")
+            return img
+
+        alignment = estimate_transforms(paths, reference=reference, model=align_model, max_residual=max_residual,
+                                        skip_unaligned=skip_unaligned, read=read_checked,
+                                        progress=lambda k, total: prog("align", k, total))
+        for line, status in zip(alignment.describe([p.name for p in paths]), alignment.status):
+            log(("warning: " if status != "ok" else "") + line)
+        keep = alignment.aligned
+        paths = [paths[i] for i in keep]
+        transforms = [alignment.transforms[i] for i in keep]
+        if keep[0] != 0:
+            first = None
+        n = len(paths)
+        box = alignment.valid_box
     bx0, by0, bx1, by1 = box
     h, w = by1 - by0, bx1 - bx0
     out_shape = (h, w) + tuple(shape[2:])
     with FrameCache(n, out_shape, dtype, cache_dir) as cache:
         for i, p in enumerate(paths):
-            img = first if i == 0 else read_image(p)
+            img = first if (i == 0 and first is not None) else read_image(p)
             first = None
             if i:
                 check_sources([ref, img], [str(paths[0]), str(p)])
-            if transforms is not None and not np.allclose(transforms[i], np.eye(3)):
-                img = _warp(img, transforms[i], (shape[1], shape[0]), cv2.INTER_CUBIC, cv2.BORDER_REFLECT)
-            cache.write(i, img[by0:by1, bx0:bx1])
+            if transforms is not None:
+                img = warp_frame(img, transforms[i], box=box)
+            else:
+                img = img[by0:by1, bx0:bx1]
+            cache.write(i, img)
             if on_frame is not None:
-                on_frame(i, img[by0:by1, bx0:bx1])
+                on_frame(i, img)
             img = None
             prog("read", i + 1, n)
         t_read = time.perf_counter() - t_start
@@ -563,6 +552,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
                 a = a / (ws[..., None] if a.ndim == 3 else ws)
             fused[y:y + band] = from_float(np.clip(a, 0.0, 1.0), dtype)
         acc = None
+    if decision is not None and alignment is not None and len(alignment.aligned) < len(alignment.status):
+        decision = np.asarray(alignment.aligned, np.int16)[decision]  # indices of the input frames
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
     return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=len(tiles),
                        tile_size=t_tile, info=info)

@@ -23,9 +23,10 @@ def register(sub):
     p.add_argument("--save-maps", metavar="DIR", help="write the score, decision and weight maps as PNGs here")
     p.add_argument("--depth-map", metavar="FILE",
                    help="write the per-pixel source index as a 16-bit .png or .tif (plus STEM-preview.png in colour)")
-    p.add_argument("--align", action="store_true", help="register every frame to the middle frame first (hand-held stacks)")
+    p.add_argument("--align", action="store_true", help="register every frame to the reference frame first (hand-held stacks)")
     p.add_argument("--align-model", default="similarity", choices=("translation", "similarity", "affine", "homography"),
                    help="motion model for --align (default similarity: shift, rotation, scale)")
+    add_align_options(p)
     p.add_argument("--tile", type=number_arg(lo=0, integer=True), default=0, metavar="PX",
                    help="process in tiles of PX pixels with overlap (default: chosen from --max-memory)")
     p.add_argument("--max-memory", type=number_arg(lo=0, lo_open=True), default=4096, metavar="MB",
@@ -34,6 +35,28 @@ def register(sub):
                         "300 MB); sets the tile size from a per-method model (docs/stacks.md)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return p
+
+
+def add_align_options(p) -> None:
+    """The alignment options ``mfif fuse --align`` and ``mfif align`` share."""
+    p.add_argument("--reference", default="middle", metavar="first|middle|last|N",
+                   help="reference frame of the alignment: its geometry is kept (N: 0-based index; default middle)")
+    p.add_argument("--max-residual", type=float, default=None, metavar="PX",
+                   help="largest residual misregistration accepted, in full-resolution pixels (default: 0.2%% of "
+                        "the frame diagonal, at least 2)")
+    p.add_argument("--skip-unaligned", action="store_true",
+                   help="leave out frames that cannot be aligned (with a warning) instead of stopping")
+
+
+def align_kwargs(args, n: int) -> dict:
+    """Validated keyword arguments of the alignment from the shared options, for ``n`` frames."""
+    from ..align import resolve_reference
+
+    if args.max_residual is not None and not args.max_residual > 0:
+        raise UsageError(f"--max-residual must be a positive number of pixels, got {args.max_residual:g}")
+    return {"reference": resolve_reference(args.reference, n, option="--reference", allow_negative=False),
+            "max_residual": "auto" if args.max_residual is None else args.max_residual,
+            "skip_unaligned": args.skip_unaligned}
 
 
 def parse_kv(items: list[str]) -> dict[str, str]:
@@ -132,8 +155,10 @@ def run(args) -> int:
     protect = list(paths)
     out = Path(args.output)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    alignment = align_kwargs(args, len(paths)) if args.align else {}
     log(f"fusing {len(paths)} sources with {args.method}" + (" after alignment" if args.align else ""))
     res = fuse_stack(paths, method=args.method, params=params, align=args.align, align_model=args.align_model,
+                     **alignment,
                      tile=args.tile, max_memory_mb=args.max_memory, want_maps=bool(args.save_maps),
                      progress=_Progress(not args.quiet and sys.stderr.isatty()), log=log)
     write_image(out, res.fused, protect=protect)

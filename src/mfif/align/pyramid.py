@@ -1,0 +1,138 @@
+"""Gray working copies of the frames: a small pyramid, its prefiltered copy, ORB features.
+
+Transforms are estimated on these copies and expressed at full resolution; the full-resolution
+frame is not needed again until it is warped.
+
+References
+----------
+.. [1] E. Rublee, V. Rabaud, K. Konolige and G. Bradski, "ORB: an efficient alternative to SIFT
+   or SURF", Proc. IEEE International Conference on Computer Vision (ICCV), 2011.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .geometry import scale_matrix
+
+MIN_LEVEL_SIDE = 64
+MAX_LEVELS = 4
+FEATURE_SIDE = 800   # features are detected on the finest level no longer than this
+PREFILTER = 5        # Gaussian prefilter kernel (sigma 1.1), as OpenCV's ECC default
+NFEATURES = 1000
+
+
+@dataclass
+class WorkCopy:
+    """Gray working copy of one frame.
+
+    Attributes
+    ----------
+    levels : list of ndarray
+        float32 gray pyramid in [0, 1], finest (working size) first.
+    smooth : list of ndarray
+        The same, Gaussian-prefiltered (the images ECC compares).
+    scales : list of ndarray
+        3x3 maps from full-resolution coordinates to each level's coordinates.
+    feat_level : int
+        Level on which features are detected.
+    full_size : tuple of int
+        ``(w, h)`` of the full-resolution frame.
+    detail : float
+        Standard deviation of the finest level (0 for a flat frame).
+    kp : tuple
+        ``(points N x 2 at feat_level, ORB descriptors or None)``.
+    """
+
+    levels: list
+    smooth: list
+    scales: list
+    feat_level: int
+    full_size: tuple
+    detail: float
+    kp: tuple = (np.zeros((0, 2), np.float32), None)
+    _grads: dict = field(default_factory=dict)
+
+    def grads(self, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """Central-difference gradients of ``smooth[level]`` (computed once, when first needed)."""
+        if level not in self._grads:
+            a = self.smooth[level]
+            self._grads[level] = (cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
+                                  cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
+        return self._grads[level]
+
+    @property
+    def px(self) -> float:
+        """Full-resolution pixels per working (finest level) pixel."""
+        s = self.scales[0]
+        return 0.5 * (1.0 / s[0, 0] + 1.0 / s[1, 1])
+
+
+def gray_small(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Gray float32 copy in [0, 1] of ``img`` resized to ``size`` = (w, h) with area averaging.
+
+    The colour frame is resized in its native dtype first (fewer pixels to convert), then made
+    gray (BT.601 luma) and scaled to [0, 1]; non-finite values become 0.
+    """
+    a = img
+    if a.ndim == 3:
+        a = a[..., :3] if a.shape[2] >= 3 else a[..., 0]
+    if a.dtype not in (np.uint8, np.uint16, np.float32):
+        a = a.astype(np.float32)
+    if (a.shape[1], a.shape[0]) != size:
+        a = cv2.resize(np.ascontiguousarray(a), size, interpolation=cv2.INTER_AREA)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) * np.float32(1 / 255.0)
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) * np.float32(1 / 65535.0)
+    else:
+        a = a.astype(np.float32, copy=False)
+    if a.ndim == 3:
+        a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
+    if not np.isfinite(a).all():
+        a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.ascontiguousarray(a)
+
+
+def work_size_of(w: int, h: int, work_size: int) -> tuple[int, int]:
+    """``(w, h)`` of the working copy: longer side at most ``work_size``, aspect kept."""
+    k = min(1.0, float(work_size) / max(h, w))
+    return max(int(round(w * k)), 1), max(int(round(h * k)), 1)
+
+
+def make_work(img: np.ndarray, work_wh: tuple[int, int]) -> WorkCopy:
+    """Working copy of a full-resolution frame ``img`` at working size ``work_wh`` = (w, h).
+
+    Every level is Gaussian-prefiltered and ORB features [1]_ are detected on the finest level
+    no longer than ``FEATURE_SIDE`` (contrast-stretched to 8 bit first, so that dim or
+    low-contrast frames still give features).
+    """
+    h, w = img.shape[:2]
+    g = gray_small(img, work_wh)
+    levels = [g]
+    scales = [scale_matrix(work_wh[0] / w, work_wh[1] / h)]
+    while min(levels[-1].shape) // 2 >= MIN_LEVEL_SIDE and len(levels) < MAX_LEVELS:
+        prev = levels[-1]
+        nw, nh = prev.shape[1] // 2, prev.shape[0] // 2
+        levels.append(cv2.resize(prev, (nw, nh), interpolation=cv2.INTER_AREA))
+        scales.append(scale_matrix(nw / prev.shape[1], nh / prev.shape[0]) @ scales[-1])
+    smooth = [cv2.GaussianBlur(a, (PREFILTER, PREFILTER), 0) for a in levels]
+    fl = next((k for k, a in enumerate(levels) if max(a.shape) <= FEATURE_SIDE), len(levels) - 1)
+    wk = WorkCopy(levels, smooth, scales, fl, (w, h), float(g.std()))
+    wk.kp = _features(levels[fl])
+    return wk
+
+
+def _features(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """ORB keypoints (N x 2, level coordinates) and descriptors of a gray level."""
+    lo, hi = np.percentile(a, (0.5, 99.5))
+    if hi - lo < 1e-4:  # flat: nothing to detect
+        return np.zeros((0, 2), np.float32), None
+    g8 = np.clip((a - lo) * (255.0 / float(hi - lo)), 0, 255).astype(np.uint8)
+    orb = cv2.ORB_create(nfeatures=NFEATURES, scaleFactor=1.3, nlevels=4, edgeThreshold=15,
+                         patchSize=15, fastThreshold=8)
+    kps, desc = orb.detectAndCompute(g8, None)
+    pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
+    return pts, desc

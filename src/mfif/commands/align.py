@@ -1,0 +1,98 @@
+"""``mfif align``: register a hand-held stack and write the aligned frames for other tools."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import UsageError
+from .fuse import _Progress, add_align_options, align_kwargs
+
+
+def register(sub):
+    p = sub.add_parser(
+        "align", help="align the frames of a hand-held stack and write them to a folder",
+        description="Register every frame of a focus stack onto a reference frame (the same alignment as "
+                    "`mfif fuse --align`) and write the aligned frames, under their own names and in their "
+                    "own format and bit depth, to OUTDIR.")
+    p.add_argument("sources", nargs="+", metavar="FRAMES", help="image files, glob patterns or a directory")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder for the aligned frames (created; must not be the input folder)")
+    p.add_argument("--model", default="similarity", choices=("translation", "similarity", "affine", "homography"),
+                   help="motion model (default similarity: shift, rotation, scale)")
+    add_align_options(p)
+    p.add_argument("--no-crop", action="store_true",
+                   help="keep the reference frame's size (uncovered borders mirrored) instead of cropping to the "
+                        "area every frame covers")
+    p.add_argument("--report", metavar="R.json",
+                   help="write the transforms (3x3 frame -> reference matrices), residuals and status as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    return p
+
+
+def _write_json(path: Path, data: dict, protect) -> None:
+    """Write ``data`` as JSON atomically (temporary file + rename), never over an input."""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    if any(path.resolve() == Path(q).resolve() for q in protect):
+        raise UsageError(f"{path}: refusing to overwrite an input image")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def run(args) -> int:
+    from ..align import estimate_transforms, warp_frame
+    from ..io import check_output_path, expand_sources, read_image, write_image
+
+    paths = expand_sources(args.sources)
+    if len(paths) < 2:
+        raise UsageError(f"need at least 2 frames, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
+    kw = align_kwargs(args, len(paths))
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: is not a directory")
+    for p in paths:
+        if out_dir.exists() and p.parent.resolve() == out_dir.resolve():
+            raise UsageError(f"{out_dir}: is the folder of the input {p.name}; choose another output folder")
+    seen = {}
+    for p in paths:
+        if p.name in seen:
+            raise UsageError(f"two inputs are named {p.name} ({seen[p.name]} and {p}); their aligned copies "
+                             "would overwrite each other")
+        seen[p.name] = p
+    targets = [out_dir / p.name for p in paths]
+    for t in targets:
+        check_output_path(t, protect=paths)
+    if args.report and Path(args.report).is_dir():
+        raise UsageError(f"{args.report}: is a directory")
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    prog = _Progress(not args.quiet and sys.stderr.isatty())
+    reg = estimate_transforms(paths, model=args.model, progress=lambda k, n: prog("align", k, n), **kw)
+    for line, status in zip(reg.describe([p.name for p in paths]), reg.status):
+        log(("warning: " if status != "ok" else "") + line)
+    w, h = reg.size
+    box = (0, 0, w, h) if args.no_crop else reg.valid_box
+    written = 0
+    for i in reg.aligned:
+        img = warp_frame(read_image(paths[i]), reg.transforms[i], box=box)
+        write_image(targets[i], img, protect=paths)
+        written += 1
+        prog("write", written, len(reg.aligned))
+    if args.report:
+        rep = reg.report([str(p) for p in paths])
+        rep["cropped"] = not args.no_crop
+        for f, t in zip(rep["frames"], targets):
+            f["output"] = str(t) if f["status"] == "ok" else None
+        _write_json(Path(args.report), rep, paths)
+    x0, y0, x1, y1 = box
+    log(f"wrote {written} aligned frames ({x1 - x0}x{y1 - y0}) to {out_dir} in {reg.info['seconds']:.2f} s "
+        f"of alignment" + (f"; skipped {len(paths) - written}" if written < len(paths) else ""))
+    return 0
