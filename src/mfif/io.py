@@ -50,6 +50,7 @@ __all__ = [
     "to_float",
     "from_float",
     "to_gray",
+    "GRAY_WEIGHTS",
     "natural_key",
 ]
 
@@ -565,6 +566,11 @@ def from_float(img: np.ndarray, dtype=np.uint8) -> np.ndarray:
     raise UsageError(f"unsupported output type {dtype}")
 
 
+#: ITU-R BT.601 luma weights as MATLAB ``rgb2gray`` uses them (the first row of the inverse
+#: NTSC matrix, printed 0.2989, 0.5870, 0.1140): the one gray conversion of the package.
+GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
 def to_gray(img: np.ndarray) -> np.ndarray:
     """Luminance of an RGB image (ITU-R BT.601 weights, as MATLAB ``rgb2gray``), float32.
 
@@ -574,8 +580,8 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         return img.astype(np.float32, copy=False)
     rgb = img[..., :3].astype(np.float32, copy=False)
-    return (0.298936021293775 * rgb[..., 0] + 0.587043074451121 * rgb[..., 1]
-            + 0.114020904255103 * rgb[..., 2]).astype(np.float32)
+    r, g, b = GRAY_WEIGHTS
+    return (r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]).astype(np.float32)
 
 
 def _same_file(a: Path, b: Path) -> bool:

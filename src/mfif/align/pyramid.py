@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..io import to_gray
 from .geometry import scale_matrix
 
 MIN_LEVEL_SIDE = 64
@@ -90,7 +91,7 @@ def gray_small(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     else:
         a = a.astype(np.float32, copy=False)
     if a.ndim == 3:
-        a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
+        a = to_gray(a)
     if not np.isfinite(a).all():
         a = np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0)
     return np.ascontiguousarray(a)

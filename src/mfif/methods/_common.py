@@ -6,13 +6,13 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..io import to_gray
+from ..io import GRAY_WEIGHTS, to_gray
 
 __all__ = ["check_count", "luma", "luma_coeffs", "clip01", "MaxAbsSelector", "select_max_abs",
            "decide_and_blend"]
 
 # BT.601 luma weights, the same as :func:`mfif.io.to_gray` (MATLAB ``rgb2gray``).
-LUMA = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103], np.float32)
+LUMA = np.array(GRAY_WEIGHTS, np.float32)
 
 
 def check_count(method: str, sources: Sequence[np.ndarray]) -> None:
