@@ -29,9 +29,13 @@ def _smooth_u8(rng, shape, lo=0, hi=255, sigma=1.5):
     return np.round(lo + x * (hi - lo)).astype(np.uint8)
 
 
-def _lum(mu_a, mu_b):
+def _lum(mu_a, mu_b, c1=C1):
     """SSIM luminance term; equals SSIM when the contrast-structure term is 1."""
-    return (2 * mu_a * mu_b + C1) / (mu_a ** 2 + mu_b ** 2 + C1)
+    return (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
+
+
+#: Q_Y's constant C1 for each variant: Wang's SSIM constant, or the published toolbox's 2e-16.
+QY_C1 = {"wang": C1, "toolbox": 2e-16}
 
 
 # ------------------------------------------------------------------------------------------
@@ -241,26 +245,35 @@ def _square(h=32, w=32, v=200):
     return a
 
 
-def test_qabf_step_edge_kept_halved_lost():
+# the toolbox variant gives an edgeless pixel the weight 1e-5 instead of 0: relative effects
+# below 1e-6 on these images
+QABF_REL = {"strict": 1e-12, "toolbox": 1e-6}
+
+
+@pytest.mark.parametrize("variant", ["toolbox", "strict"])
+def test_qabf_step_edge_kept_halved_lost(variant):
     a = _square()
     b = np.zeros_like(a)  # no edges at all
+    rel = QABF_REL[variant]
     # F keeps every edge of A exactly: G = 1, A = 1 at every weighted pixel
-    assert M.qabf(a, [a, b]) == pytest.approx(QABF_MAX, rel=1e-12)
+    assert M.qabf(a, [a, b], variant=variant) == pytest.approx(QABF_MAX, rel=rel)
     # F has every edge at half strength, same orientation: G = 0.5 -> Qg = 0.9994 / 2
-    assert M.qabf(_square(v=100), [a, b]) == pytest.approx(0.9994 / 2 * QA1, rel=1e-12)
+    assert M.qabf(_square(v=100), [a, b], variant=variant) == pytest.approx(0.9994 / 2 * QA1, rel=rel)
     # F lost every edge: G = 0 -> Qg = 0.9994 / (1 + e^7.5), Qa <= QA1
-    lost = M.qabf(b, [a, b])
-    assert 0 <= lost <= 0.9994 / (1 + math.exp(7.5)) * QA1
+    lost = M.qabf(b, [a, b], variant=variant)
+    assert 0 <= lost <= 0.9994 / (1 + math.exp(7.5)) * QA1 * (1 + rel)
 
 
-def test_qabf_n_sources_and_symmetry(rng):
+@pytest.mark.parametrize("variant", ["toolbox", "strict"])
+def test_qabf_n_sources_and_symmetry(rng, variant):
     a = _square()
     z = np.zeros_like(a)
-    assert M.qabf(a, [a, z, z]) == pytest.approx(M.qabf(a, [a, z]), rel=1e-12)  # no edges, no weight
+    rel = QABF_REL[variant]
+    assert M.qabf(a, [a, z, z], variant=variant) == pytest.approx(M.qabf(a, [a, z], variant=variant), rel=rel)
     x = _smooth_u8(rng, (30, 36))
     y = _smooth_u8(rng, (30, 36))
     f = ((x.astype(int) + y) // 2).astype(np.uint8)
-    assert M.qabf(f, [x, y]) == pytest.approx(M.qabf(f, [y, x]), rel=1e-12)
+    assert M.qabf(f, [x, y], variant=variant) == pytest.approx(M.qabf(f, [y, x], variant=variant), rel=1e-9)
 
 
 def test_qabf_fused_equals_source_holding_all_edges(rng):
@@ -307,7 +320,7 @@ def test_qabf_matches_transcription(rng):
     b = _smooth_u8(rng, (33, 41))
     f = np.maximum(a, b)
     expected = _qabf_transcribed(a.astype(float), b.astype(float), f.astype(float))
-    assert M.qabf(f, [a, b]) == pytest.approx(expected, rel=1e-10)
+    assert M.qabf(f, [a, b], variant="strict") == pytest.approx(expected, rel=1e-10)
 
 
 # ------------------------------------------------------------------------------------------
@@ -364,22 +377,25 @@ def test_qy_dissimilar_sources_takes_max(rng):
     assert M.qy(a, [a, b]) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_qy_similar_sources_weighted_closed_form(rng):
+@pytest.mark.parametrize("constants", ["wang", "toolbox"])
+def test_qy_similar_sources_weighted_closed_form(rng, constants):
     a = rng.integers(60, 201, (30, 34)).astype(np.uint8)
     b = a + np.uint8(20)
     # SSIM(A,B) = lum(mu, mu+20) >= 0.94 (similar branch); var_A = var_B -> lambda = 1/2;
     # F = A: Q = mean(1/2 * 1 + 1/2 * lum(mu, mu + 20)) with 7x7 Gaussian sigma 1.5 means
     mu = ndimage.gaussian_filter(a.astype(float), 1.5, truncate=2.0)[3:-3, 3:-3]
-    expected = np.mean(0.5 + 0.5 * _lum(mu, mu + 20))
-    assert M.qy(a, [a, b]) == pytest.approx(expected, abs=1e-9)
-    assert M.qy(a, [b, a]) == pytest.approx(expected, abs=1e-9)
+    expected = np.mean(0.5 + 0.5 * _lum(mu, mu + 20, QY_C1[constants]))
+    assert M.qy(a, [a, b], constants=constants) == pytest.approx(expected, abs=1e-9)
+    assert M.qy(a, [b, a], constants=constants) == pytest.approx(expected, abs=1e-9)
 
 
-def test_qy_constant_sources():
+@pytest.mark.parametrize("constants", ["wang", "toolbox"])
+def test_qy_constant_sources(constants):
     a = np.full((12, 12), 100, np.uint8)
     b = np.full((12, 12), 120, np.uint8)
     # no variance anywhere: lambda = 1/2 (documented), SSIM(A,B) = lum(100, 120) >= 0.75
-    assert M.qy(a, [a, b]) == pytest.approx(0.5 + 0.5 * _lum(100, 120), rel=1e-12)
+    expected = 0.5 + 0.5 * _lum(100, 120, QY_C1[constants])
+    assert M.qy(a, [a, b], constants=constants) == pytest.approx(expected, rel=1e-12)
 
 
 def test_qy_three_sources_mean_over_pairs(rng):
@@ -413,7 +429,7 @@ def test_qcb_symmetry_and_range(rng):
 def _qcb_transcribed(im1, im2, fim):
     """Chen-Blum as the toolbox's metricChenBlum.m computes it, step by step (DoG CSF)."""
     def normalize1(x):
-        return np.round((x - x.min()) / (x.max() - x.min()) * 255)  # values >= 0: MATLAB round
+        return np.floor((x - x.min()) / (x.max() - x.min()) * 255 + 0.5)  # MATLAB round: halves up (x >= 0)
 
     def freqspace(n):
         return (np.arange(n) - n // 2) * (2.0 / n)

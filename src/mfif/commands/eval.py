@@ -37,6 +37,10 @@ def register(sub):
                    help="decision map to score against --mask (mfif fuse --save-maps decision.png or --depth-map)")
     p.add_argument("-k", "--band", type=number_arg(lo=0, hi=10000), default=10.0, metavar="PX",
                    help="half-width of the focus-boundary band in pixels (default 10)")
+    p.add_argument("--qabf-variant", choices=("toolbox", "strict"), default="toolbox",
+                   help="Q^AB/F as the published MATLAB toolbox computes it (default) or as its formulas read")
+    p.add_argument("--qy-constants", choices=("toolbox", "wang"), default="toolbox",
+                   help="Q_Y's SSIM constants: the published toolbox's 2e-16 (default) or Wang's SSIM constants")
     p.add_argument("--json", action="store_true", help="print one JSON object {metric: value} instead of a table")
     return p
 
@@ -107,7 +111,8 @@ def run(args) -> int:
     if args.decision:
         decision = read_labels(args.decision, len(sources), "decision map")
         _check_size(args.decision, decision, args.fused, fused)
-    res = evaluate(fused, sources, reference=reference, mask=mask, decision=decision, k=args.band)
+    res = evaluate(fused, sources, reference=reference, mask=mask, decision=decision, k=args.band,
+                   qabf_variant=args.qabf_variant, qy_constants=args.qy_constants)
     if args.json:
         # infinite PSNR (identical images) has no JSON number: written as null
         print(json.dumps({k: (v if math.isfinite(v) else None) for k, v in res.items()}))

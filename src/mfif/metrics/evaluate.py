@@ -48,7 +48,8 @@ METRICS: Mapping[str, str] = {
 # --------------------------------------------------------------------------------------------
 
 def evaluate(fused, sources, *, reference=None, mask=None, decision=None,
-             k: float = 10, tol: float = 2) -> dict[str, float]:
+             k: float = 10, tol: float = 2, qabf_variant: str = "toolbox",
+             qy_constants: str = "toolbox") -> dict[str, float]:
     """Every metric that the given inputs allow, by name.
 
     To score several fused images of the same sources, :class:`CaseMetrics` computes the
@@ -71,6 +72,9 @@ def evaluate(fused, sources, *, reference=None, mask=None, decision=None,
         ``boundary_f`` (tolerance ``tol``).
     k, tol : float, keyword-only
         Band half-width and boundary tolerance in pixels.
+    qabf_variant, qy_constants : str, keyword-only
+        ``"toolbox"`` (default): Q^AB/F and Q_Y exactly as the published MATLAB toolbox
+        computes them (the survey tables); ``"strict"`` / ``"wang"``: see :func:`qabf`, :func:`qy`.
 
     Returns
     -------
@@ -94,7 +98,8 @@ def evaluate(fused, sources, *, reference=None, mask=None, decision=None,
                              "sizes must match")
         g = as_gray255(r)
     # one image: the source-side terms are built when needed and dropped after use
-    return CaseMetrics._from_gray(srcs, g, m, k, tol, keep=False)._score(f, decision)
+    return CaseMetrics._from_gray(srcs, g, m, k, tol, keep=False,
+                                  variants=_variants(qabf_variant, qy_constants))._score(f, decision)
 
 
 #: The no-reference metrics whose source-side terms :class:`CaseMetrics` keeps.
@@ -105,6 +110,15 @@ _SOURCE_PARTS = {
     "qcb": _QcbSources,
     "ssim_avg": _SsimAvgSources,
 }
+
+
+def _variants(qabf_variant: str, qy_constants: str) -> dict:
+    """Checked variant options of the source-side terms, by metric."""
+    from .gradient import _check_variant
+
+    if qy_constants not in ("toolbox", "wang"):
+        raise UsageError(f"Q_Y constants must be toolbox or wang, got {qy_constants!r}")
+    return {"qabf": (_check_variant(qabf_variant),), "qy": (qy_constants,)}
 
 
 class CaseMetrics:
@@ -160,7 +174,8 @@ class CaseMetrics:
     >>> rows = [case.evaluate(f, decision=d) for f, d in results]  # doctest: +SKIP
     """
 
-    def __init__(self, sources, *, reference=None, mask=None, k: float = 10, tol: float = 2):
+    def __init__(self, sources, *, reference=None, mask=None, k: float = 10, tol: float = 2,
+                 qabf_variant: str = "toolbox", qy_constants: str = "toolbox"):
         raw = [np.asarray(s) for s in _source_list(sources)]
         shape = raw[0].shape[:2]
         for i, s in enumerate(raw[1:], start=2):
@@ -176,16 +191,17 @@ class CaseMetrics:
                 raise UsageError(f"reference is {_wh(r.shape)} but the sources are {_wh(shape)}; "
                                  "sizes must match")
             g = as_gray255(r)
-        self._setup(srcs, g, m, k, tol, keep=True)
+        self._setup(srcs, g, m, k, tol, keep=True, variants=_variants(qabf_variant, qy_constants))
 
     @classmethod
-    def _from_gray(cls, srcs, g, m, k, tol, *, keep: bool) -> "CaseMetrics":
+    def _from_gray(cls, srcs, g, m, k, tol, *, keep: bool, variants: dict) -> "CaseMetrics":
         """From inputs already checked and brought to gray 0..255 (and int64 labels)."""
         self = cls.__new__(cls)
-        self._setup(srcs, g, m, k, tol, keep=keep)
+        self._setup(srcs, g, m, k, tol, keep=keep, variants=variants)
         return self
 
-    def _setup(self, srcs, g, m, k, tol, *, keep: bool) -> None:
+    def _setup(self, srcs, g, m, k, tol, *, keep: bool, variants: dict) -> None:
+        self._variants = variants
         self.shape = srcs[0].shape
         self.n_sources = len(srcs)
         self.k, self.tol = k, tol
@@ -206,11 +222,14 @@ class CaseMetrics:
         # with keep=False (one image) these are found when a decision map needs them
         self._bm = _boundary(m) if keep and m is not None else None
         self._near_bm = _near(self._bm, tol) if keep and m is not None else None
-        self._parts = {name: part(srcs) for name, part in _SOURCE_PARTS.items()} if keep else {}
+        self._parts = {name: self._make_part(name) for name in _SOURCE_PARTS} if keep else {}
+
+    def _make_part(self, name: str):
+        return _SOURCE_PARTS[name](self._srcs, *self._variants.get(name, ()))
 
     def _part(self, name: str):
         part = self._parts.get(name)
-        return part if part is not None else _SOURCE_PARTS[name](self._srcs)
+        return part if part is not None else self._make_part(name)
 
     def evaluate(self, fused, decision=None) -> dict[str, float]:
         """Every metric of one fused image, as :func:`evaluate` with this case's inputs.

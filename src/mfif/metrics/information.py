@@ -12,11 +12,15 @@ from ._base import _fused_sources
 # --------------------------------------------------------------------------------------------
 
 def _rescale_round(x: np.ndarray) -> np.ndarray:
-    """round(255 (x - min) / (max - min)) as int; a constant image becomes all zeros."""
+    """round(255 (x - min) / (max - min)) as int; a constant image becomes all zeros.
+
+    Evaluated in the published ``normalize1.m``'s order, ``((x - min) / (max - min)) * 255``, and
+    rounded as MATLAB does (halves up): levels that land on .5 round the same way.
+    """
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:
         return np.zeros(x.shape, dtype=np.int64)
-    return np.floor((x - lo) * (255.0 / (hi - lo)) + 0.5).astype(np.int64)
+    return np.floor((x - lo) / (hi - lo) * 255.0 + 0.5).astype(np.int64)
 
 
 def _entropy(counts: np.ndarray) -> float:

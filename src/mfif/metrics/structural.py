@@ -29,7 +29,7 @@ class _QySources:
     """Source side of Q_Y: local statistics of each source; per pair of sources the
     similarity test ``SSIM(A,B) >= 0.75`` and the weights ``lambda``, ``1 - lambda``."""
 
-    def __init__(self, srcs: Sequence[np.ndarray], constants: str = "wang"):
+    def __init__(self, srcs: Sequence[np.ndarray], constants: str = "toolbox"):
         if constants not in _QY_CONSTANTS:
             raise UsageError(f"constants must be one of {', '.join(_QY_CONSTANTS)}, "
                              f"got {constants!r}")
@@ -57,11 +57,11 @@ class _QySources:
         return total / len(self.pairs)
 
 
-def _qy255(f: np.ndarray, srcs: Sequence[np.ndarray], constants: str = "wang") -> float:
+def _qy255(f: np.ndarray, srcs: Sequence[np.ndarray], constants: str = "toolbox") -> float:
     return _QySources(srcs, constants).score(f)
 
 
-def qy(fused, sources, *, constants: str = "wang") -> float:
+def qy(fused, sources, *, constants: str = "toolbox") -> float:
     """Yang's structural-similarity fusion metric Q_Y.
 
     Variant (as ``SPEC.md``): local SSIM maps with a 7x7 Gaussian window, sigma 1.5
@@ -70,10 +70,11 @@ def qy(fused, sources, *, constants: str = "wang") -> float:
     ``lambda = var_A / (var_A + var_B)`` (local variances; 0.5 where both are 0), elsewhere
     ``max(SSIM(A,F), SSIM(B,F))``; Q_Y is the mean of that map.
 
-    ``constants="wang"`` (default) uses the SSIM constants of :func:`ssim`
-    (C1 = (0.01*255)^2, C2 = (0.03*255)^2). ``constants="toolbox"`` uses C1 = C2 = 2e-16 as
-    the widely used ``metricYang.m`` of Z. Liu's MATLAB toolbox does (the published survey
-    numbers); there, flat windows compare by their means only.
+    ``constants="toolbox"`` (default) uses C1 = C2 = 2e-16 as ``metricYang.m`` of the published
+    MATLAB fusion-metric toolbox does (Z. Liu's, as corrected by Yu Liu in 2019: lambda = 0.5
+    where both variances are 0; the code behind the survey tables); there, flat windows
+    compare by their means only. ``constants="wang"`` uses the SSIM constants of :func:`ssim`
+    (C1 = (0.01*255)^2, C2 = (0.03*255)^2); it gives values up to about 0.01 higher on real pairs.
 
     N sources: the mean of the two-source Q_Y over all pairs of sources.
 
