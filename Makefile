@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean train synth chromium
+.PHONY: demo test test-fast venv bench clean train synth chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# Everyday tier: no test marked slow (trainings, fits, big stacks, killed processes), none that
+# reads ../shared/data, none that drives the browser.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not data and not browser"
 
 # Debian's Chromium for the browser tests (tests marked `browser`; they skip without it). Installed
 # only where apt-get can run as root (CI's fresh Debian machine); elsewhere this step does nothing.

@@ -164,6 +164,7 @@ def test_paper_sets_on_the_fly_match_the_built_set(shared_data):
 # --------------------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 def test_bench_cli_end_to_end(tmp_path, tiny_set, broken_methods, capsys):
     out = tmp_path / "out"
     rc = main(["bench", str(tiny_set), "-m", "average,focus-map,pcanet,broken,late", "-o", str(out), "-q",

@@ -371,6 +371,7 @@ def real_data(shared_data):
 
 @pytest.mark.data
 @pytest.mark.parametrize("method", CLASSIC)
+@pytest.mark.slow
 def test_every_method_fuses_the_real_data(method, real_data):
     pairs, stack = real_data
     assert len(pairs) == 31 and len(stack) == 7

@@ -104,6 +104,7 @@ def test_grid_to_map_constant_and_step():
     assert np.all(np.diff(m[10]) >= -1e-6)  # monotone transition across the step
 
 
+@pytest.mark.slow
 def test_tiny_training_run_lowers_loss(tmp_path, rng):
     from mfif.sff.train import TrainConfig, train
 
@@ -133,6 +134,7 @@ def test_tiny_training_run_lowers_loss(tmp_path, rng):
     assert len((tmp_path / "run" / "log.csv").read_text().strip().splitlines()) == 5
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     from mfif.sff.train import TrainConfig, train
 

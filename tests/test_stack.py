@@ -42,6 +42,7 @@ def test_n_source_stack_with_ground_truth(tmp_path, photo, n):
 
 
 @pytest.mark.parametrize("method", ["focus-map", "sff"])
+@pytest.mark.slow
 def test_tiled_equals_untiled(tmp_path, photo, method):
     big = cv2.resize(photo, (640, 560), interpolation=cv2.INTER_CUBIC)
     case = make_case(big, n_sources=2, rng=np.random.default_rng(3), radius=(3.0, 5.0))
@@ -143,6 +144,7 @@ print(json.dumps({"tiles": res.tiles, "tile": res.tile_size, "peak": (rss("VmHWM
 """
 
 
+@pytest.mark.slow
 def test_small_budget_gives_tiles_and_bounds_peak_memory(tmp_path, photo):
     """In a fresh process: a budget well below one tile's working set splits the stack into
     tiles, and the peak resident memory over the baseline stays within the budget."""
