@@ -74,22 +74,37 @@ def fspecial_gaussian(size, sigma):
     return h / h.sum()
 
 
-def ssim_yang(img1, img2):
+def _rounding_level_to_zero(v, scale, flat):
+    """With ``flat``: moments at the level of float64 rounding (|v| <= 1e-10 (|scale| + 1)) -> 0."""
+    if flat:
+        v = v.copy()
+        v[np.abs(v) <= 1e-10 * (np.abs(scale) + 1)] = 0
+    return v
+
+
+def ssim_yang(img1, img2, flat=False):
     window = fspecial_gaussian(7, 1.5)
     c1 = c2 = 2e-16
     mu1, mu2 = filter2(window, img1, "valid"), filter2(window, img2, "valid")
-    s1 = filter2(window, img1 * img1, "valid") - mu1 * mu1
-    s2 = filter2(window, img2 * img2, "valid") - mu2 * mu2
-    s12 = filter2(window, img1 * img2, "valid") - mu1 * mu2
+    s1 = _rounding_level_to_zero(filter2(window, img1 * img1, "valid") - mu1 * mu1, mu1 * mu1, flat)
+    s2 = _rounding_level_to_zero(filter2(window, img2 * img2, "valid") - mu2 * mu2, mu2 * mu2, flat)
+    s12 = _rounding_level_to_zero(filter2(window, img1 * img2, "valid") - mu1 * mu2, mu1 * mu2, flat)
     ssim_map = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 ** 2 + mu2 ** 2 + c1) * (s1 + s2 + c2))
     return ssim_map, s1, s2
 
 
-def metric_yang(im1, im2, fim):
-    """Q_Y as metricYang.m (Yu Liu's 2019 version: lambda = 0.5 where both variances are 0)."""
-    map1, s1, s2 = ssim_yang(im1, im2)
-    map2, _, _ = ssim_yang(im1, fim)
-    map3, _, _ = ssim_yang(im2, fim)
+def metric_yang(im1, im2, fim, flat=False):
+    """Q_Y as metricYang.m (Yu Liu's 2019 version: lambda = 0.5 where both variances are 0).
+
+    In an exactly flat window the script's E[x^2] - E[x]^2 leaves float rounding noise of about
+    1e-12, and with C1 = C2 = 2e-16 its SSIM there is a ratio of two noises (values far outside
+    [-1, 1] occur on real pairs with saturated or black areas). ``flat=True`` sets moments at
+    the rounding level to zero first, so a flat window compares by its mean alone, the value
+    the formula takes without rounding (mfif's implementation does the same).
+    """
+    map1, s1, s2 = ssim_yang(im1, im2, flat)
+    map2, _, _ = ssim_yang(im1, fim, flat)
+    map3, _, _ = ssim_yang(im2, fim, flat)
     bin_map = map1 >= 0.75
     test = (s1 + s2 == 0) * 0.5
     s1, s2 = s1 + test, s2 + test
@@ -123,13 +138,15 @@ def metric_mi(im1, im2, fim):
     return float(2 * (i_fx / (h_f1 + h_x) + i_fy / (h_f2 + h_y)))
 
 
-def published(a, b, f):
-    """The four no-reference metrics of the survey tables, as the toolbox computes them."""
+def published(a, b, f, *, qcb=True, flat=False):
+    """The no-reference metrics of the survey tables, as the toolbox computes them."""
     from test_metrics import _qcb_transcribed
 
     a, b, f = (M.as_gray255(x) for x in (a, b, f))
-    return {"qabf": metric_xydeas(a, b, f), "qmi": metric_mi(a, b, f), "qy": metric_yang(a, b, f),
-            "qcb": _qcb_transcribed(a, b, f)}
+    out = {"qabf": metric_xydeas(a, b, f), "qmi": metric_mi(a, b, f), "qy": metric_yang(a, b, f, flat)}
+    if qcb:
+        out["qcb"] = _qcb_transcribed(a, b, f)
+    return out
 
 
 def eval_json(tmp_path, capsys, fused, a, b):
@@ -203,3 +220,22 @@ def test_eval_on_real_pairs_equals_the_published_toolbox(shared_data, tmp_path, 
             worst = max(worst, abs(got[k] - v))
             assert abs(got[k] - v) <= 1e-4, (pa.name, k, got[k], v)
     assert worst <= 1e-4
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_every_real_pair_q_abf_mi_y(shared_data, tmp_path, capsys):
+    """All 31 classic and MFFW2 pairs: Q^AB/F and Q_MI as the scripts compute them; Q_Y as the
+    script's formula gives it without rounding noise in flat windows (see :func:`metric_yang`)."""
+    import mfif
+
+    classic = shared_data / "real_pairs" / "classic"
+    pairs = [(p, p.with_name(p.stem[:-2] + "_2.png")) for p in sorted(classic.glob("*_1.png"))]
+    pairs += [(d / "image1.tif", d / "image2.tif") for d in sorted((shared_data / "real_pairs" / "mffw2").iterdir())]
+    assert len(pairs) == 31
+    for pa, pb in pairs:
+        a, b = read_image(pa), read_image(pb)
+        fused = mfif.io.from_float(mfif.fuse([a, b], method="focus-map").fused, a.dtype)
+        got = M.evaluate(fused, [a, b])
+        for k, v in published(a, b, fused, qcb=False, flat=True).items():
+            assert abs(got[k] - v) <= 1e-4, (pa.name, k, got[k], v)
