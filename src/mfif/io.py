@@ -26,8 +26,10 @@ import numpy as np
 
 from .errors import UsageError
 
-#: File extensions recognised when a directory or glob is given as a stack.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from .raw import RAW_EXTENSIONS, RawSettings, is_raw
+
+#: File extensions recognised when a directory or glob is given as a stack (camera RAW included).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + RAW_EXTENSIONS
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -358,7 +360,9 @@ def display_path(p: str | os.PathLike, limit: int = 120) -> str:
 def image_info(path: str | os.PathLike) -> ImageInfo:
     """Shape and dtype that :func:`read_image` will return, from the file's header only.
 
-    Used to check a whole stack and plan the outputs before any pixel is decoded.
+    Used to check a whole stack and plan the outputs before any pixel is decoded. A camera RAW
+    file (:data:`mfif.raw.RAW_EXTENSIONS`) is ``HxWx3`` ``uint16`` of LibRaw's output size,
+    its flip applied (:func:`mfif.raw.raw_shape`).
 
     Raises
     ------
@@ -368,7 +372,12 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     p = Path(path)
     _check_readable(p)
     try:
-        info = _tiff_info(p) if p.suffix.lower() in (".tif", ".tiff") else _pil_info(p)
+        if is_raw(p):
+            from .raw import raw_shape
+
+            info = ImageInfo(raw_shape(p), np.dtype(np.uint16))
+        else:
+            info = _tiff_info(p) if p.suffix.lower() in (".tif", ".tiff") else _pil_info(p)
     except UsageError:
         raise
     except Exception as exc:  # decoder errors come in many types
@@ -380,7 +389,7 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     return info
 
 
-def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, keep_alpha: bool = False, raw: RawSettings | None = None) -> np.ndarray:
     """Read one image file.
 
     Parameters
@@ -388,10 +397,14 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     path : str or path-like
         PNG, JPEG, BMP or TIFF file. 8- and 16-bit, gray, RGB and RGBA are supported; the
         EXIF / TIFF orientation (tag 274) is applied for every format. Signed-integer and
-        float TIFFs are read as float32 in their own range (never clipped).
+        float TIFFs are read as float32 in their own range (never clipped). Camera RAW files
+        (:data:`mfif.raw.RAW_EXTENSIONS`) are demosaicked by rawpy to 16-bit RGB.
     keep_alpha : bool, keyword-only
         If False (default) an alpha channel is dropped, so RGBA reads as RGB. mfif fuses colour
         only; alpha is never blended.
+    raw : RawSettings, keyword-only
+        How a RAW file is decoded (:class:`mfif.raw.RawSettings`; a stack passes the same
+        settings for every frame). Ignored for other formats.
 
     Returns
     -------
@@ -409,7 +422,11 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     p = Path(path)
     _check_readable(p)
     try:
-        if p.suffix.lower() in (".tif", ".tiff"):
+        if is_raw(p):
+            from .raw import decode_raw
+
+            img, orientation = decode_raw(p, raw), 1  # LibRaw applies the file's flip
+        elif p.suffix.lower() in (".tif", ".tiff"):
             img, orientation = _read_tiff(p)
         else:
             img, orientation = _read_pil(p)
@@ -597,7 +614,7 @@ def check_format(path: str | os.PathLike, dtype) -> None:
     ext = p.suffix.lower()
     if ext not in FORMAT_DTYPES:
         raise UsageError(f"{display_path(p)}: unknown output format {ext or '(no extension)'}; use one of "
-                         + ", ".join(IMAGE_EXTENSIONS))
+                         + ", ".join(FORMAT_DTYPES))
     if dtype is None:
         return
     name = np.dtype(dtype).name
@@ -747,7 +764,7 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[str | os.PathLike] = (),
-                quality: int = 95) -> Path:
+                quality: int = 95, metadata=None) -> Path:
     """Write an image atomically (see :func:`atomic_output`).
 
     Parameters
@@ -762,6 +779,10 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
         Paths that must never be overwritten (the inputs).
     quality : int, keyword-only
         JPEG quality (1-100).
+    metadata : mfif.metadata.Metadata, keyword-only
+        EXIF, XMP and ICC profile to write into the file (JPEG, PNG, TIFF; BMP holds none),
+        e.g. :func:`mfif.metadata.for_output` of a frame's :func:`mfif.metadata.read_metadata`.
+        Written as given, through exiv2.
 
     Returns
     -------
@@ -778,8 +799,18 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise UsageError(f"{display_path(p)}: cannot write pixel type {img.dtype}")
     check_output_path(p, protect=protect, dtype=img.dtype)
+    ext = p.suffix.lower()
     with atomic_output(p, protect=protect) as f:
-        _encode(f, img, p.suffix.lower(), quality)
+        if metadata is None or ext == ".bmp":
+            _encode(f, img, ext, quality)
+        else:
+            import io
+
+            from .metadata import embed_metadata
+
+            buf = io.BytesIO()
+            _encode(buf, img, ext, quality)
+            f.write(embed_metadata(buf.getvalue(), metadata))
     return p
 
 
