@@ -50,7 +50,6 @@ def _pyexiv2():
     import pyexiv2
 
     pyexiv2.set_log_level(4)  # exiv2's own warnings (odd maker notes) are not the user's business
-    pyexiv2.enableBMFF()  # CR3 is an ISO base-media file; exiv2 reads it only when asked to
     return pyexiv2
 
 
