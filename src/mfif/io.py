@@ -48,6 +48,7 @@ __all__ = [
     "display_path",
     "check_sources",
     "expand_sources",
+    "image_files",
     "read_stack",
     "to_float",
     "from_float",
@@ -477,16 +478,10 @@ def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
         s = str(spec)
         p = Path(s)
         if _is(p, "dir"):
-            try:
-                entries = list(p.iterdir())
-            except OSError as exc:
-                raise UsageError(f"{display_path(p)}: cannot list the directory ({exc.strerror or exc})") from None
-            # hidden files (macOS "._a.png" resource forks, editors' and tools' leftovers) are no frames
-            files = [q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
-                     and _is(q, "file")]
+            files = image_files(p)
             if not files:
                 raise UsageError(f"{display_path(p)}: directory holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-            out.extend(sorted(files, key=natural_key))
+            out.extend(files)
         elif any(c in s for c in "*?[") and not _is(p, "exists"):
             matches = [Path(m) for m in _glob.glob(s) if _is(Path(m), "file")]
             if not matches:
@@ -495,6 +490,27 @@ def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly inside ``folder``, naturally sorted; hidden files skipped.
+
+    Hidden files (macOS ``._a.png`` resource forks, editors' and tools' leftovers, mfif's own
+    ``.mfif-*.part`` temporaries) are no frames.
+
+    Raises
+    ------
+    UsageError
+        The folder cannot be listed.
+    """
+    p = Path(folder)
+    try:
+        entries = list(p.iterdir())
+    except OSError as exc:
+        raise UsageError(f"{display_path(p)}: cannot list the directory ({exc.strerror or exc})") from None
+    files = [q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
+             and _is(q, "file")]
+    return sorted(files, key=natural_key)
 
 
 def _is(p: Path, what: str) -> bool:

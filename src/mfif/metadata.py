@@ -62,6 +62,17 @@ def _keep_exif(key: str) -> bool:
     return group == "Exif.GPSInfo"
 
 
+def _read(path: str | os.PathLike, *parts: str) -> tuple | None:
+    """exiv2's ``read_exif`` / ``read_xmp`` / ``read_icc`` of ``path`` (``parts`` in order), or
+    None when exiv2 cannot read the file."""
+    pyexiv2 = _pyexiv2()
+    try:
+        with pyexiv2.Image(str(Path(path))) as im:
+            return tuple(getattr(im, "read_" + part)() for part in parts)
+    except (RuntimeError, OSError, UnicodeDecodeError):
+        return None
+
+
 def read_metadata(path: str | os.PathLike) -> Metadata:
     """The carried EXIF, XMP and ICC profile of one image or RAW file.
 
@@ -76,16 +87,12 @@ def read_metadata(path: str | os.PathLike) -> Metadata:
         Descriptive EXIF and XMP only (see the module notes); empty when the file has none or
         exiv2 cannot read it.
     """
-    pyexiv2 = _pyexiv2()
-    try:
-        with pyexiv2.Image(str(Path(path))) as im:
-            exif = im.read_exif()
-            xmp = im.read_xmp()
-            icc = im.read_icc() or None
-    except (RuntimeError, OSError, UnicodeDecodeError):  # exiv2 cannot read it: nothing to carry
+    got = _read(path, "exif", "xmp", "icc")
+    if got is None:  # exiv2 cannot read it: nothing to carry
         return Metadata()
+    exif, xmp, icc = got
     return Metadata(exif={k: v for k, v in exif.items() if _keep_exif(k) and isinstance(v, str)},
-                    xmp={k: v for k, v in xmp.items() if not _XMP_DROP.match(k)}, icc=icc)
+                    xmp={k: v for k, v in xmp.items() if not _XMP_DROP.match(k)}, icc=icc or None)
 
 
 def _software() -> str:
@@ -142,12 +149,10 @@ def capture_time(path: str | os.PathLike) -> float | None:
     import calendar
     import time
 
-    pyexiv2 = _pyexiv2()
-    try:
-        with pyexiv2.Image(str(Path(path))) as im:
-            exif = im.read_exif()
-    except (RuntimeError, OSError, UnicodeDecodeError):
+    got = _read(path, "exif")
+    if got is None:
         return None
+    exif = got[0]
     stamp = exif.get("Exif.Photo.DateTimeOriginal") or exif.get("Exif.Image.DateTimeOriginal")
     if not stamp:
         return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
+from ..io import image_files, natural_key
 from ..options import number_arg
 from .fuse import FORMATS, add_stack_options, fuse_job, method_options, plan_stack
 
@@ -61,18 +62,6 @@ class Stack:
                 "seconds": None if self.seconds is None else round(self.seconds, 3),
                 "output": None if self.output is None or self.status == "failed" else str(self.output),
                 "error": self.error, "status": self.status}
-
-
-def _frames(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (hidden ones skipped), naturally sorted."""
-    from ..io import IMAGE_EXTENSIONS, natural_key
-
-    try:
-        entries = list(folder.iterdir())
-    except OSError as exc:
-        raise UsageError(f"{folder}: cannot list the directory ({exc.strerror or exc})") from None
-    return sorted((q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
-                   and q.is_file()), key=natural_key)
 
 
 def capture_times(frames: list[Path], warn) -> list[float]:
@@ -124,7 +113,7 @@ def find_stacks(root: Path, out_dir: Path, *, every=None, gap=None, warn=lambda 
         raise UsageError(f"-o {out_dir} is ROOT itself; the outputs would be read as frames by the next run: "
                          "choose another folder")
     stacks: list[Stack] = []
-    flat = _frames(root)
+    flat = image_files(root)
     if flat:
         times = capture_times(flat, warn) if gap is not None else None
         groups = split_flat(flat, every=every, gap=gap, times=times)
@@ -132,12 +121,10 @@ def find_stacks(root: Path, out_dir: Path, *, every=None, gap=None, warn=lambda 
             stacks.append(Stack(root.resolve().name, groups[0]))
         else:
             stacks.extend(Stack(g[0].stem, g) for g in groups)
-    from ..io import natural_key
-
     for sub in sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=natural_key):
         if os.path.normcase(os.path.abspath(sub.resolve())) == out_key:
             continue  # the output folder inside ROOT is no stack
-        frames = _frames(sub)
+        frames = image_files(sub)
         if len(frames) >= 2:
             stacks.append(Stack(sub.name, frames))
         elif frames:
