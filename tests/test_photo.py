@@ -44,12 +44,17 @@ def focus_pair(h=48, w=64, seed=0):
     return a, b
 
 
+XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4" '
+       b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+
+
 def write_tagged_jpegs(folder: Path, n=2, **kw) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, img in enumerate(focus_pair()[:n]):
         p = folder / f"f{i}.jpg"
-        Image.fromarray(img).save(p, exif=camera_exif(**kw).tobytes(), icc_profile=icc_srgb(), quality=95)
+        Image.fromarray(img).save(p, exif=camera_exif(**kw).tobytes(), icc_profile=icc_srgb(), quality=95, xmp=XMP)
         paths.append(p)
     return paths
 
@@ -57,8 +62,10 @@ def write_tagged_jpegs(folder: Path, n=2, **kw) -> list[Path]:
 def pil_tags(path: Path) -> dict:
     with Image.open(path) as im:
         ex = im.getexif()
+        xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or b""
         return {"make": ex.get(271), "model": ex.get(272), "orientation": ex.get(274), "software": ex.get(305),
-                "original": ex.get_ifd(EXIF_IFD).get(36867), "icc": im.info.get("icc_profile"), "size": im.size}
+                "original": ex.get_ifd(EXIF_IFD).get(36867), "icc": im.info.get("icc_profile"), "size": im.size,
+                "xmp": xmp.encode() if isinstance(xmp, str) else bytes(xmp)}
 
 
 def tiff_tags(path: Path) -> dict:
@@ -71,6 +78,7 @@ def tiff_tags(path: Path) -> dict:
                 "software": t["Software"].value if "Software" in t else None,
                 "original": exif.get("DateTimeOriginal"),
                 "icc": bytes(t["InterColorProfile"].value) if "InterColorProfile" in t else None,
+                "xmp": bytes(t["XMP"].value) if "XMP" in t else b"",
                 "dtype": page.dtype, "size": (page.imagewidth, page.imagelength)}
 
 
@@ -87,9 +95,23 @@ def test_exif_and_icc_survive(tmp_path, out, extra):
     assert tags["original"] == "2024:05:01 10:20:30"
     assert tags["orientation"] == 1 and tags["software"] == SOFTWARE
     assert tags["icc"] == icc_srgb()
+    xmp = tags["xmp"].replace(b"'", b'"')
+    assert b'xmp:Rating="4"' in xmp or b"<xmp:Rating>4</xmp:Rating>" in xmp, xmp
+    assert b'tiff:Orientation="1"' in xmp or b"<tiff:Orientation>1</tiff:Orientation>" in xmp, xmp
     assert tags["size"] == (48, 64)  # orientation 6 applied: stored 64x48 shows as 48 wide, 64 high
     if out.endswith(".tif"):
         assert tags["dtype"] == np.uint16
+
+
+def test_png_profile_is_valid_and_16bit_png_keeps_exif(tmp_path):
+    src = write_tagged_jpegs(tmp_path / "in")
+    assert main(["fuse", *map(str, src), "-o", str(tmp_path / "f8.png"), "-m", "average", "-q"]) == 0
+    data = (tmp_path / "f8.png").read_bytes()
+    at = data.index(b"iCCP") + 4
+    assert data[at] != 0  # a profile name of 1-79 bytes, as PNG requires (libpng drops an empty one)
+    assert main(["fuse", *map(str, src), "-o", str(tmp_path / "f16.png"), "-m", "average", "-q", "--depth", "16"]) == 0
+    tags = pil_tags(tmp_path / "f16.png")
+    assert tags["make"] == "Canon" and tags["original"] == "2024:05:01 10:20:30" and tags["icc"] is None
 
 
 def test_metadata_from_and_none(tmp_path):

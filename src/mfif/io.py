@@ -14,6 +14,7 @@ Conventions used throughout mfif
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob as _glob
 import os
 import re
@@ -798,7 +799,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
     metadata : mfif.metadata.Metadata, keyword-only
         EXIF, XMP and ICC profile to write into the file (JPEG, PNG, TIFF; BMP holds none),
         e.g. :func:`mfif.metadata.for_output` of a frame's :func:`mfif.metadata.read_metadata`.
-        Written as given, through exiv2.
+        Written as given, through exiv2; a PNG's profile by Pillow, and none into 16-bit PNG.
 
     Returns
     -------
@@ -825,13 +826,21 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
             from .metadata import embed_metadata
 
             buf = io.BytesIO()
-            _encode(buf, img, ext, quality)
+            icc = None
+            if ext == ".png" and metadata.icc:
+                # exiv2 names a PNG's new iCCP chunk with an empty keyword, which PNG forbids and
+                # libpng and browsers ignore (exiv2 issue 2354): Pillow writes 8-bit PNG's profile
+                # itself; 16-bit PNG (encoded by OpenCV, which writes none) gets no profile
+                icc = metadata.icc if img.dtype == np.uint8 else None
+                metadata = dataclasses.replace(metadata, icc=None)
+            _encode(buf, img, ext, quality, icc=icc)
             f.write(embed_metadata(buf.getvalue(), metadata))
     return p
 
 
-def _encode(f, img: np.ndarray, ext: str, quality: int) -> None:
-    """Encode ``img`` into the open binary file ``f`` in the format of ``ext``."""
+def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = None) -> None:
+    """Encode ``img`` into the open binary file ``f`` in the format of ``ext`` (``icc``: an ICC
+    profile for Pillow's 8-bit PNG)."""
     if ext in (".tif", ".tiff"):
         import tifffile
 
@@ -857,6 +866,6 @@ def _encode(f, img: np.ndarray, ext: str, quality: int) -> None:
             im = im.convert("RGB")
         im.save(f, format="JPEG", quality=quality)
     elif ext == ".png":
-        im.save(f, format="PNG")
+        im.save(f, format="PNG", **({"icc_profile": icc} if icc else {}))
     else:
         im.save(f, format="BMP")
