@@ -84,6 +84,12 @@ def test_batch_usage_errors(tmp_path, capsys):
     assert main(["batch", str(root), "-o", str(tmp_path / "o"), "--every", "2", "--split-by-time", "5"]) == 2
     assert main(["batch", str(root), "-o", str(tmp_path / "o"), "-m", "average", "--depth-maps"]) == 2
     assert main(["batch", str(root), "-o", str(tmp_path / "o"), "--format", "bmp"]) == 2
+    frames(root / "a-depth", 2)  # its output a-depth.png would be stack a's depth map
+    assert main(["batch", str(root), "-o", str(tmp_path / "o"), "--format", "png", "--depth-maps", "-m", "gff"]) == 2
+    assert "a-depth.png" in capsys.readouterr().err
+    for f in (root / "a-depth").iterdir():
+        f.unlink()
+    (root / "a-depth").rmdir()
     assert not (tmp_path / "o").exists()  # nothing written before the checks pass
     # an OUTDIR inside ROOT is left out of the scan: a second run finds the same stacks
     inside = root / "fused"

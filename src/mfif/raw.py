@@ -93,14 +93,21 @@ def _rawpy():
     return rawpy
 
 
-def _open(path: Path):
-    """``rawpy.imread`` with LibRaw's complaints as one-line :class:`UsageError` naming the file."""
+def _open(path: Path, *, unpack: bool = False):
+    """A ``rawpy.RawPy`` of ``path``, its header read (and with ``unpack`` its sensor data, which
+    decoding needs and sizes and white balance do not); LibRaw's complaints as one-line
+    :class:`UsageError` naming the file."""
     from .io import display_path
 
     rawpy = _rawpy()
+    r = rawpy.RawPy()
     try:
-        return rawpy.imread(str(path))
+        r.open_file(str(path))
+        if unpack:
+            r.unpack()
+        return r
     except (rawpy.LibRawError, OSError, ValueError) as exc:
+        r.close()
         raise UsageError(f"{display_path(path)}: cannot read RAW file ({type(exc).__name__}: {exc})") from None
 
 
@@ -142,7 +149,7 @@ def decode_raw(path: str | os.PathLike, settings: RawSettings | None = None) -> 
 
     settings = settings or RawSettings()
     rawpy = _rawpy()
-    with _open(Path(path)) as r:
+    with _open(Path(path), unpack=True) as r:
         try:
             return np.ascontiguousarray(r.postprocess(**settings.postprocess_kwargs()))
         except (rawpy.LibRawError, ValueError) as exc:

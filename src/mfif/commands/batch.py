@@ -55,6 +55,7 @@ class Stack:
     status: str = "pending"
     error: str | None = None
     seconds: float | None = None
+    files: list = field(default_factory=list)
     job: object = field(default=None, repr=False)
 
     def record(self, method: str) -> dict:
@@ -160,10 +161,18 @@ def run(args) -> int:
     if not stacks:
         raise UsageError(f"{root}: no stack found (a sub-folder with at least 2 frames, or frames in ROOT)")
     ext = FORMATS[args.format]
-    for s in stacks:  # each stack checked before any is fused; a bad one fails alone
+    owner: dict[str, str] = {"summary.json": "the summary"}
+    for s in stacks:  # every output of the batch is its own file
         s.output = out_dir / (s.name + ext)
         depth = out_dir / f"{s.name}-depth.png" if args.depth_maps else None
-        done = [s.output] + (list(depth_paths(depth)) if depth else [])
+        s.files = [s.output] + (list(depth_paths(depth)) if depth else [])
+        for f in s.files:
+            if f.name in owner:
+                raise UsageError(f"stack {s.name}'s output {f} is also {owner[f.name]}'s; rename one of them")
+            owner[f.name] = f"stack {s.name}"
+    for s in stacks:  # each stack checked before any is fused; a bad one fails alone
+        depth = s.files[1] if args.depth_maps else None
+        done = s.files
         if not args.force and all(p.is_file() for p in done):
             s.status = "skipped"
             continue
