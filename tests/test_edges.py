@@ -348,8 +348,9 @@ def test_synth_size_beyond_memory(pair, tmp_path, capsys):
 
 
 def test_directory_as_source_file_and_output(pair, tmp_path, capsys):
-    (tmp_path / "sub").mkdir()
-    fails_cleanly(["fuse", *pair, "-o", tmp_path / "sub", "-m", "average"], tmp_path, capsys, "sub")
+    (tmp_path / "sub").mkdir()  # a folder as -o is named from the stack (issue 17)
+    assert main(["fuse", *map(str, pair), "-o", str(tmp_path / "sub"), "-m", "average", "-q"]) == 0
+    assert (tmp_path / "sub" / (Path(pair[0]).stem + "-fused" + Path(pair[0]).suffix)).is_file()
     fails_cleanly(["fuse", *pair, "-o", tmp_path / "o.png", "--save-maps", pair[0], "-m", "focus-map"],
                   tmp_path, capsys, "--save-maps", "not a directory")
 

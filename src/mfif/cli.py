@@ -14,7 +14,7 @@ from . import __version__
 from .errors import UsageError
 
 #: Sub-commands in the order ``mfif --help`` lists them.
-COMMANDS = ("fuse", "align", "methods", "eval", "synth", "train", "bench", "demo", "serve")
+COMMANDS = ("fuse", "batch", "align", "methods", "eval", "synth", "train", "bench", "demo", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ Conventions used throughout mfif
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob as _glob
 import os
 import re
@@ -26,8 +27,10 @@ import numpy as np
 
 from .errors import UsageError
 
-#: File extensions recognised when a directory or glob is given as a stack.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from .raw import RAW_EXTENSIONS, RawSettings, is_raw
+
+#: File extensions recognised when a directory or glob is given as a stack (camera RAW included).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + RAW_EXTENSIONS
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -46,6 +49,7 @@ __all__ = [
     "display_path",
     "check_sources",
     "expand_sources",
+    "image_files",
     "read_stack",
     "to_float",
     "from_float",
@@ -359,7 +363,9 @@ def display_path(p: str | os.PathLike, limit: int = 120) -> str:
 def image_info(path: str | os.PathLike) -> ImageInfo:
     """Shape and dtype that :func:`read_image` will return, from the file's header only.
 
-    Used to check a whole stack and plan the outputs before any pixel is decoded.
+    Used to check a whole stack and plan the outputs before any pixel is decoded. A camera RAW
+    file (:data:`mfif.raw.RAW_EXTENSIONS`) is ``HxWx3`` ``uint16`` of LibRaw's output size,
+    its flip applied (:func:`mfif.raw.raw_shape`).
 
     Raises
     ------
@@ -369,7 +375,12 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     p = Path(path)
     _check_readable(p)
     try:
-        info = _tiff_info(p) if p.suffix.lower() in (".tif", ".tiff") else _pil_info(p)
+        if is_raw(p):
+            from .raw import raw_shape
+
+            info = ImageInfo(raw_shape(p), np.dtype(np.uint16))
+        else:
+            info = _tiff_info(p) if p.suffix.lower() in (".tif", ".tiff") else _pil_info(p)
     except UsageError:
         raise
     except Exception as exc:  # decoder errors come in many types
@@ -381,7 +392,7 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     return info
 
 
-def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, keep_alpha: bool = False, raw: RawSettings | None = None) -> np.ndarray:
     """Read one image file.
 
     Parameters
@@ -389,10 +400,14 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     path : str or path-like
         PNG, JPEG, BMP or TIFF file. 8- and 16-bit, gray, RGB and RGBA are supported; the
         EXIF / TIFF orientation (tag 274) is applied for every format. Signed-integer and
-        float TIFFs are read as float32 in their own range (never clipped).
+        float TIFFs are read as float32 in their own range (never clipped). Camera RAW files
+        (:data:`mfif.raw.RAW_EXTENSIONS`) are demosaicked by rawpy to 16-bit RGB.
     keep_alpha : bool, keyword-only
         If False (default) an alpha channel is dropped, so RGBA reads as RGB. mfif fuses colour
         only; alpha is never blended.
+    raw : RawSettings, keyword-only
+        How a RAW file is decoded (:class:`mfif.raw.RawSettings`; a stack passes the same
+        settings for every frame). Ignored for other formats.
 
     Returns
     -------
@@ -410,7 +425,11 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     p = Path(path)
     _check_readable(p)
     try:
-        if p.suffix.lower() in (".tif", ".tiff"):
+        if is_raw(p):
+            from .raw import decode_raw
+
+            img, orientation = decode_raw(p, raw), 1  # LibRaw applies the file's flip
+        elif p.suffix.lower() in (".tif", ".tiff"):
             img, orientation = _read_tiff(p)
         else:
             img, orientation = _read_pil(p)
@@ -461,16 +480,10 @@ def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
         s = str(spec)
         p = Path(s)
         if _is(p, "dir"):
-            try:
-                entries = list(p.iterdir())
-            except OSError as exc:
-                raise UsageError(f"{display_path(p)}: cannot list the directory ({exc.strerror or exc})") from None
-            # hidden files (macOS "._a.png" resource forks, editors' and tools' leftovers) are no frames
-            files = [q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
-                     and _is(q, "file")]
+            files = image_files(p)
             if not files:
                 raise UsageError(f"{display_path(p)}: directory holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-            out.extend(sorted(files, key=natural_key))
+            out.extend(files)
         elif any(c in s for c in "*?[") and not _is(p, "exists"):
             matches = [Path(m) for m in _glob.glob(s) if _is(Path(m), "file")]
             if not matches:
@@ -479,6 +492,27 @@ def expand_sources(specs: Sequence[str | os.PathLike]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly inside ``folder``, naturally sorted; hidden files skipped.
+
+    Hidden files (macOS ``._a.png`` resource forks, editors' and tools' leftovers, mfif's own
+    ``.mfif-*.part`` temporaries) are no frames.
+
+    Raises
+    ------
+    UsageError
+        The folder cannot be listed.
+    """
+    p = Path(folder)
+    try:
+        entries = list(p.iterdir())
+    except OSError as exc:
+        raise UsageError(f"{display_path(p)}: cannot list the directory ({exc.strerror or exc})") from None
+    files = [q for q in entries if not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS
+             and _is(q, "file")]
+    return sorted(files, key=natural_key)
 
 
 def _is(p: Path, what: str) -> bool:
@@ -603,7 +637,7 @@ def check_format(path: str | os.PathLike, dtype) -> None:
     ext = p.suffix.lower()
     if ext not in FORMAT_DTYPES:
         raise UsageError(f"{display_path(p)}: unknown output format {ext or '(no extension)'}; use one of "
-                         + ", ".join(IMAGE_EXTENSIONS))
+                         + ", ".join(FORMAT_DTYPES))
     if dtype is None:
         return
     name = np.dtype(dtype).name
@@ -753,7 +787,7 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[str | os.PathLike] = (),
-                quality: int = 95) -> Path:
+                quality: int = 95, metadata=None) -> Path:
     """Write an image atomically (see :func:`atomic_output`).
 
     Parameters
@@ -768,6 +802,10 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
         Paths that must never be overwritten (the inputs).
     quality : int, keyword-only
         JPEG quality (1-100).
+    metadata : mfif.metadata.Metadata, keyword-only
+        EXIF, XMP and ICC profile to write into the file (JPEG, PNG, TIFF; BMP holds none),
+        e.g. :func:`mfif.metadata.for_output` of a frame's :func:`mfif.metadata.read_metadata`.
+        Written as given, through exiv2; a PNG's profile by Pillow, and none into 16-bit PNG.
 
     Returns
     -------
@@ -784,13 +822,31 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise UsageError(f"{display_path(p)}: cannot write pixel type {img.dtype}")
     check_output_path(p, protect=protect, dtype=img.dtype)
+    ext = p.suffix.lower()
     with atomic_output(p, protect=protect) as f:
-        _encode(f, img, p.suffix.lower(), quality)
+        if metadata is None or ext == ".bmp":
+            _encode(f, img, ext, quality)
+        else:
+            import io
+
+            from .metadata import embed_metadata
+
+            buf = io.BytesIO()
+            icc = None
+            if ext == ".png" and metadata.icc:
+                # exiv2 names a PNG's new iCCP chunk with an empty keyword, which PNG forbids and
+                # libpng and browsers ignore (exiv2 issue 2354): Pillow writes 8-bit PNG's profile
+                # itself; 16-bit PNG (encoded by OpenCV, which writes none) gets no profile
+                icc = metadata.icc if img.dtype == np.uint8 else None
+                metadata = dataclasses.replace(metadata, icc=None)
+            _encode(buf, img, ext, quality, icc=icc)
+            f.write(embed_metadata(buf.getvalue(), metadata))
     return p
 
 
-def _encode(f, img: np.ndarray, ext: str, quality: int) -> None:
-    """Encode ``img`` into the open binary file ``f`` in the format of ``ext``."""
+def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = None) -> None:
+    """Encode ``img`` into the open binary file ``f`` in the format of ``ext`` (``icc``: an ICC
+    profile for Pillow's 8-bit PNG)."""
     if ext in (".tif", ".tiff"):
         import tifffile
 
@@ -816,6 +872,6 @@ def _encode(f, img: np.ndarray, ext: str, quality: int) -> None:
             im = im.convert("RGB")
         im.save(f, format="JPEG", quality=quality)
     elif ext == ".png":
-        im.save(f, format="PNG")
+        im.save(f, format="PNG", **({"icc_profile": icc} if icc else {}))
     else:
         im.save(f, format="BMP")

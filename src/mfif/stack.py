@@ -46,7 +46,7 @@ import numpy as np
 
 from .align import estimate_transforms, warp_frame
 from .errors import UsageError
-from .io import check_sources, from_float, read_image
+from .io import check_sources, from_float, read_image as _read_image
 from .result import FusionResult
 
 @dataclass(frozen=True)
@@ -374,7 +374,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
                max_residual: float | str | None = "auto", skip_unaligned: bool = False, tile: int = 0, overlap: int = 64, max_memory_mb: float = 4096, want_maps: bool = False,
                cache_dir: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                log: Callable[[str], None] | None = None,
-               on_frame: Callable[[int, np.ndarray], None] | None = None) -> StackResult:
+               on_frame: Callable[[int, np.ndarray], None] | None = None, raw=None) -> StackResult:
     """Fuse a focus stack given as files, with optional alignment and tiling.
 
     Parameters
@@ -418,6 +418,9 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     on_frame : callable, keyword-only
         ``on_frame(i, frame)`` receives every frame as it goes into the fusion (aligned and
         cropped like ``fused``, native dtype), e.g. to keep them for comparison or retouching.
+    raw : mfif.raw.RawSettings, keyword-only
+        How camera RAW frames are decoded, the same for every frame
+        (:func:`mfif.raw.stack_settings` gives the reference frame's white balance).
 
     Returns
     -------
@@ -425,9 +428,12 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         ``fused`` in the frames' dtype; ``decision`` (source index per pixel) when the method
         has one.
     """
+    import functools
+
     from .api import fuse
     from .methods import get_method, parse_params
 
+    read_image = functools.partial(_read_image, raw=raw)
     params = dict(params or {})
     m = get_method(method)
     opts = parse_params(m, params)

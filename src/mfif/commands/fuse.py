@@ -1,7 +1,9 @@
 """``mfif fuse``: fuse a stack of sources into one image."""
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +12,50 @@ from ..errors import UsageError
 from ..options import number_arg
 
 
+#: ``--format`` names and the extensions they write.
+FORMATS = {"tif": ".tif", "png": ".png", "jpg": ".jpg"}
+
+
 def register(sub):
     p = sub.add_parser(
         "fuse", help="fuse two or more sources into one all-in-focus image",
         description="Fuse two or more multi-focus sources (files, globs or a directory) into one image.")
-    p.add_argument("sources", nargs="+", metavar="SRC", help="image files, glob patterns or directories")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="image or camera RAW files, glob patterns or directories")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="fused image (.png, .tif, .jpg); bit depth follows the sources")
-    p.add_argument("-m", "--method", default="sff", help="fusion method (see `mfif methods`; default sff)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="method option, repeatable (see `mfif methods -v`)")
+                   help="fused image (.png, .tif, .jpg; no extension: --format's) or a folder (an existing one, or "
+                        "ending in /): the name comes from the stack; bit depth follows the sources unless --depth")
+    p.add_argument("--format", choices=tuple(FORMATS), default=None,
+                   help="format when -o is a folder or has no extension (default: tif for RAW, else the frames' own)")
     p.add_argument("--save-maps", metavar="DIR", help="write the score, decision and weight maps as PNGs here")
     p.add_argument("--depth-map", metavar="FILE",
                    help="write the per-pixel source index as a 16-bit .png or .tif (plus STEM-preview.png in colour)")
+    add_stack_options(p)
+    return p
+
+
+def add_stack_options(p) -> None:
+    """The options of fusing one stack, which ``mfif fuse`` and ``mfif batch`` share."""
+    p.add_argument("-m", "--method", default="sff", help="fusion method (see `mfif methods`; default sff)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, repeatable (see `mfif methods -v`)")
+    p.add_argument("--prefer", choices=("none", "near", "far"), default=None,
+                   help="where focus evidence is weak, take the near (first) or far (last) frame; frames are "
+                        "near-first (method option prefer; default none)")
     p.add_argument("--align", action="store_true", help="register every frame to the reference frame first (hand-held stacks)")
     p.add_argument("--align-model", default="similarity", choices=("translation", "similarity", "affine", "homography"),
                    help="motion model for --align (default similarity: shift, rotation, scale)")
     add_align_options(p)
+    p.add_argument("--raw-gamma", choices=("srgb", "linear"), default="srgb",
+                   help="tone curve of RAW frames (default srgb)")
+    p.add_argument("--raw-space", choices=("srgb", "adobe", "prophoto"), default="srgb",
+                   help="colour space RAW frames are decoded to (default srgb)")
+    p.add_argument("--metadata-from", default=None, metavar="first|middle|last|N|none",
+                   help="frame whose EXIF, XMP and ICC profile the output carries (default: the reference frame, "
+                        "--reference)")
+    p.add_argument("--depth", type=int, choices=(8, 16), default=None,
+                   help="bit depth of the output (default: the sources'; 8 for .jpg from 16-bit or RAW frames)")
+    p.add_argument("--jpeg-quality", type=number_arg(lo=1, hi=100, integer=True), default=95, metavar="Q",
+                   help="JPEG quality 1..100 (default 95)")
     p.add_argument("--tile", type=number_arg(lo=0, integer=True), default=0, metavar="PX",
                    help="process in tiles of PX pixels with overlap (default: chosen from --max-memory)")
     p.add_argument("--max-memory", type=number_arg(lo=0, lo_open=True), default=4096, metavar="MB",
@@ -34,7 +63,6 @@ def register(sub):
                         "process's baseline (Python, libraries, for sff PyTorch and the model: about 80 and "
                         "300 MB); sets the tile size from a per-method model (docs/stacks.md)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    return p
 
 
 def add_align_options(p) -> None:
@@ -97,11 +125,13 @@ def depth_preview(decision: np.ndarray, n: int) -> np.ndarray:
 def save_stage_maps(maps: dict, out_dir: Path, n: int, protect) -> list[Path]:
     """Write each stage map (``FusionResult.stage_maps()``) as ``out_dir/NAME.png``."""
     from ..io import write_image
+    from ..metadata import software_only
 
     written = []
     for name, arr in maps.items():
         kind = "decision" if "decision" in name else ("unit" if name.startswith(("weight", "score")) else "auto")
-        written.append(write_image(out_dir / f"{name}.png", map_to_png(arr, kind=kind, n_sources=n), protect=protect))
+        written.append(write_image(out_dir / f"{name}.png", map_to_png(arr, kind=kind, n_sources=n), protect=protect,
+                                   metadata=software_only()))
     return written
 
 
@@ -127,50 +157,152 @@ class _Progress:
             bar.close()
 
 
-def run(args) -> int:
-    from ..io import check_sources, expand_sources, image_info, read_image, write_image
+def method_options(args, *, depth_maps: bool = False) -> dict:
+    """Validated method options of ``args`` (``-p`` and ``--prefer``); checks ``--tile`` too."""
     from ..methods import get_method, parse_params
-    from ..outputs import check_plan, depth_paths, plan_fuse_outputs
-    from ..stack import fuse_stack
 
-    # Everything is checked before the first pixel is decoded: options, every source's header,
-    # and every output against the inputs and against each other.
     params = parse_kv(args.param)
     method = get_method(args.method)
+    if args.prefer is not None:
+        if "prefer" not in {q.name for q in method.params}:
+            raise UsageError(f"method {args.method} has no decision map; --prefer needs one (try sff or focus-map)")
+        params["prefer"] = args.prefer
     parse_params(method, params)
-    if args.depth_map and not method.has_decision:
-        raise UsageError(f"method {args.method} has no decision map; --depth-map needs one (try sff or focus-map)")
+    if depth_maps and not method.has_decision:
+        raise UsageError(f"method {args.method} has no decision map; a depth map needs one (try sff or focus-map)")
     if 0 < args.tile < 64:
         raise UsageError(f"--tile must be 0 (automatic) or at least 64 px, got {args.tile}")
-    paths = expand_sources(args.sources)
+    return params
+
+
+@dataclass
+class StackJob:
+    """One stack, checked and ready to fuse: its frames, outputs and how to read and write them."""
+
+    paths: list
+    output: Path
+    dtype: np.dtype
+    raw: object = None
+    metadata: object = None
+    depth_map: Path | None = None
+    maps_dir: Path | None = None
+
+
+def default_extension(paths, fmt: str | None) -> str:
+    """``--format``'s extension, else ``.tif`` for RAW frames, else the first frame's own."""
+    from ..raw import is_raw
+
+    if fmt:
+        return FORMATS[fmt]
+    ext = Path(paths[0]).suffix.lower()
+    return ".tif" if is_raw(paths[0]) or ext not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") else ext
+
+
+def resolve_output(output: str, specs, paths, fmt: str | None) -> Path:
+    """The fused image's path from ``-o``: a file, a file without extension, or a folder.
+
+    A folder (an existing one, or a path ending in a separator) gets the stack's name: the
+    source folder's name when the stack is one folder, else the first frame's stem + ``-fused``.
+    """
+    ext = default_extension(paths, fmt)
+    o = Path(output)
+    if str(output).endswith(("/", os.sep)) or o.is_dir():
+        one = Path(specs[0]) if len(specs) == 1 else None
+        name = one.resolve().name if one is not None and one.is_dir() else Path(paths[0]).stem + "-fused"
+        return o / (name + ext)
+    if not o.suffix:
+        return o.with_name(o.name + ext)
+    if fmt and o.suffix.lower() not in ({".jpg", ".jpeg"} if fmt == "jpg" else {FORMATS[fmt], FORMATS[fmt] + "f"}):
+        raise UsageError(f"-o {output} and --format {fmt} disagree; give one of them")
+    return o
+
+
+def plan_stack(paths, output: Path, args, *, depth_map=None, maps_dir=None) -> StackJob:
+    """Check one stack before any pixel is decoded: every frame's header, the RAW decoding,
+    the metadata source, the output depth and every output against the inputs and each other.
+
+    Raises
+    ------
+    UsageError
+        One line naming the file or option at fault.
+    """
+    from ..align import resolve_reference
+    from ..io import check_sources, image_info, read_image
+    from ..metadata import for_output, read_metadata, software_only
+    from ..outputs import check_plan, plan_fuse_outputs
+    from ..raw import RawSettings, stack_settings
+
+    paths = list(paths)
     if len(paths) < 2:
         raise UsageError(f"need at least 2 sources, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     infos = [image_info(p) for p in paths]
     check_sources(infos, [str(p) for p in paths])
+    ref = resolve_reference(args.reference, len(paths), option="--reference", allow_negative=False)
+    raw = stack_settings(paths, ref, RawSettings(gamma=args.raw_gamma, space=args.raw_space))
     if infos[0].dtype.kind == "f":  # NaN and inf are only seen in the pixels: look before fusing
+        if args.depth:
+            raise UsageError("--depth is for 8- and 16-bit sources; float TIFFs are written as float")
         for p in paths:
             read_image(p)
-    plan = plan_fuse_outputs(args.output, dtype=infos[0].dtype, depth_map=args.depth_map, maps_dir=args.save_maps)
+    dtype = infos[0].dtype if not args.depth else np.dtype(np.uint8 if args.depth == 8 else np.uint16)
+    if output.suffix.lower() in (".jpg", ".jpeg", ".bmp") and dtype == np.uint16:
+        what = "RAW frames decode to 16 bits" if raw is not None else "the sources are 16-bit"
+        raise UsageError(f"-o {output}: {output.suffix} holds 8 bits and {what}; write .tif or .png, "
+                         "or give --depth 8")
+    plan = plan_fuse_outputs(output, dtype=dtype, depth_map=depth_map, maps_dir=maps_dir)
     check_plan(plan, inputs=paths)
-    protect = list(paths)
-    out = Path(args.output)
-    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    source = args.reference if args.metadata_from is None else args.metadata_from
+    if str(source).strip().lower() == "none":
+        meta = software_only()
+    else:
+        k = resolve_reference(source, len(paths), option="--metadata-from", allow_negative=False)
+        meta = for_output(read_metadata(paths[k]))
+    return StackJob(paths=paths, output=output, dtype=dtype, raw=raw, metadata=meta,
+                    depth_map=Path(depth_map) if depth_map else None, maps_dir=Path(maps_dir) if maps_dir else None)
+
+
+def fuse_job(job: StackJob, args, params: dict, *, log, progress):
+    """Fuse one planned stack and write its outputs; returns the :class:`mfif.stack.StackResult`."""
+    from ..io import from_float, to_float, write_image
+    from ..metadata import software_only
+    from ..outputs import depth_paths
+    from ..stack import fuse_stack
+
+    paths, protect = job.paths, list(job.paths)
     alignment = align_kwargs(args, len(paths)) if args.align else {}
     log(f"fusing {len(paths)} sources with {args.method}" + (" after alignment" if args.align else ""))
     res = fuse_stack(paths, method=args.method, params=params, align=args.align, align_model=args.align_model,
-                     **alignment,
-                     tile=args.tile, max_memory_mb=args.max_memory, want_maps=bool(args.save_maps),
-                     progress=_Progress(not args.quiet and sys.stderr.isatty()), log=log)
-    write_image(out, res.fused, protect=protect)
+                     **alignment, tile=args.tile, max_memory_mb=args.max_memory, want_maps=job.maps_dir is not None,
+                     progress=progress, log=log, raw=job.raw)
+    fused = res.fused if res.fused.dtype == job.dtype else from_float(to_float(res.fused), job.dtype)
+    write_image(job.output, fused, protect=protect, quality=args.jpeg_quality, metadata=job.metadata)
     w, h = res.info["size"]
-    log(f"wrote {out} ({w}x{h} {res.fused.dtype}) in {res.info['seconds']:.2f} s"
+    log(f"wrote {job.output} ({w}x{h} {fused.dtype}) in {res.info['seconds']:.2f} s"
         + (f", {res.tiles} tiles of {res.tile_size} px" if res.tiles > 1 else ""))
-    if args.save_maps:
-        written = save_stage_maps(res.maps, Path(args.save_maps), len(paths), protect)
-        log(f"wrote {len(written)} maps to {args.save_maps}")
-    if args.depth_map:
-        dm, preview = depth_paths(args.depth_map)
-        write_image(dm, res.decision.astype(np.uint16), protect=protect)
-        write_image(preview, depth_preview(res.decision, len(paths)), protect=protect)
+    if job.maps_dir is not None:
+        written = save_stage_maps(res.maps, job.maps_dir, len(paths), protect)
+        log(f"wrote {len(written)} maps to {job.maps_dir}")
+    if job.depth_map is not None:
+        dm, preview = depth_paths(job.depth_map)
+        write_image(dm, res.decision.astype(np.uint16), protect=protect, metadata=software_only())
+        write_image(preview, depth_preview(res.decision, len(paths)), protect=protect, metadata=software_only())
         log(f"wrote depth map {dm} (source index per pixel) and its colour preview {preview}")
+    return res
+
+
+def quiet_log(args):
+    """``log(line)`` to stderr, silent with ``-q``."""
+    return (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+
+
+def run(args) -> int:
+    from ..io import expand_sources
+
+    # Everything is checked before the first pixel is decoded: options, every source's header,
+    # and every output against the inputs and against each other.
+    params = method_options(args, depth_maps=bool(args.depth_map))
+    paths = expand_sources(args.sources)
+    output = resolve_output(args.output, args.sources, paths, args.format) if paths else Path(args.output)
+    job = plan_stack(paths, output, args, depth_map=args.depth_map, maps_dir=args.save_maps)
+    fuse_job(job, args, params, log=quiet_log(args), progress=_Progress(not args.quiet and sys.stderr.isatty()))
     return 0

@@ -86,9 +86,11 @@ def select_max_abs(coefs: Sequence[np.ndarray], colour: bool) -> np.ndarray:
 
 
 def decide_and_blend(sources: Sequence[np.ndarray], grays: list[np.ndarray], scores: np.ndarray, *,
-                     min_region: float, gf_radius: int, gf_eps: float):
-    """Stages 2-4 shared by the focus-measure methods: arg-max decision, small-region removal,
-    guided-filter weights steered by the hard-decision luminance, weighted blend.
+                     min_region: float, gf_radius: int, gf_eps: float, prefer: str = "none",
+                     prefer_margin: float = 0.05):
+    """Stages 2-4 shared by the focus-measure methods: arg-max decision (weak evidence settled
+    by ``prefer``, :func:`mfif.decision.prefer_decision`), small-region removal, guided-filter
+    weights steered by the hard-decision luminance, weighted blend.
 
     ``grays`` are the sources' luminance images (not modified).
 
@@ -98,11 +100,11 @@ def decide_and_blend(sources: Sequence[np.ndarray], grays: list[np.ndarray], sco
     """
     from ..blend import weighted_blend
     from ..consistency import refine_weights, remove_small_regions
-    from ..decision import argmax_decision
+    from ..decision import argmax_decision, prefer_decision
 
     n = len(sources)
     h, w = sources[0].shape[:2]
-    initial = argmax_decision(scores)
+    initial = prefer_decision(scores, argmax_decision(scores), prefer=prefer, margin=prefer_margin)
     min_area = int(round(float(min_region) * h * w))
     decision = remove_small_regions(initial, min_area=min_area) if min_area > 0 else initial.copy()
     guide = grays[0].copy()

@@ -3,6 +3,15 @@ from __future__ import annotations
 
 from . import Method, Param, _wavelets, register
 
+#: The options every decision-map method takes (:func:`mfif.decision.prefer_decision`).
+PREFER_PARAMS = (
+    # Keep in step with mfif.decision.PREFER (not imported here, to keep listing light).
+    Param("prefer", str, "none", "where focus evidence is weak, take the near (frame 0) or far (last) frame",
+          choices=("none", "near", "far")),
+    Param("prefer_margin", float, 0.05, "weak: the winner beats a frame by less than this fraction of the "
+          "image's clear-evidence level", min=0.0, max=1.0),
+)
+
 register(Method(
     "sff", "mfif.sff.fusion:fuse_sff",
     "Semantic Focus Fusion: dual-stream CNN focus classifier + guided-filter consistency (Ismail & Ghazali 2025)",
@@ -29,7 +38,7 @@ register(Method(
         Param("threads", int, 0, "CPU worker threads of the CNN pass (0: all cores)", min=0),
         Param("scale", float, 1.0, "run the CNN on copies downscaled by this factor (0.5: 4x faster)",
               min=0.1, max=1.0),
-    ),
+    ) + PREFER_PARAMS,
     needs_torch=True, has_decision=True,
 ))
 
@@ -70,7 +79,7 @@ register(Method(
         Param("r2", int, 7, "guided-filter radius of the detail-layer weights (px)", min=1, max=512),
         Param("eps2", float, 1e-6, "guided-filter regularisation of the detail-layer weights", min=1e-10, max=10.0),
         Param("avg_size", int, 31, "average-filter size of the two-scale decomposition (px)", min=3, max=1023),
-    ),
+    ) + PREFER_PARAMS,
     has_decision=True,
 ))
 
@@ -84,7 +93,7 @@ register(Method(
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
         Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px; 0: hard weights)", min=0, max=256),
         Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
-    ),
+    ) + PREFER_PARAMS,
     has_decision=True,
 ))
 
@@ -100,6 +109,6 @@ register(Method(
         Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px; 0: hard weights)", min=0, max=256),
         Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
         Param("filters", str, "", "PCANet filters .npz from python -m mfif.pcanet_fit (default: the shipped filters)"),
-    ),
+    ) + PREFER_PARAMS,
     has_decision=True,
 ))

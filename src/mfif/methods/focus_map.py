@@ -15,7 +15,7 @@ __all__ = ["fuse_focus_map"]
 
 def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", window: int = 7,
                    min_region: float = 0.01, gf_radius: int = 8,
-                   gf_eps: float = 0.01) -> FusionResult:
+                   gf_eps: float = 0.01, prefer: str = "none", prefer_margin: float = 0.05) -> FusionResult:
     """Spatial-domain fusion with a hand-crafted focus measure, in the four pipeline stages.
 
     1. Focus detection: ``measure`` (from :data:`mfif.focus.FOCUS_MEASURES`) over a
@@ -44,6 +44,9 @@ def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", windo
         Guided-filter radius; 0 keeps hard (one-hot) weights.
     gf_eps : float, keyword-only
         Guided-filter regularisation (on the [0, 1] intensity scale).
+    prefer, prefer_margin : str, float, keyword-only
+        Where focus evidence is weak, take the near or far frame
+        (:func:`mfif.decision.prefer_decision`; ``"none"``: the plain arg-max).
 
     Returns
     -------
@@ -68,6 +71,7 @@ def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", windo
     func = FOCUS_MEASURES[measure]
     scores = np.stack([func(g, window=int(window)) for g in grays]).astype(np.float32, copy=False)
     initial, decision, weights, fused = decide_and_blend(sources, grays, scores, min_region=min_region,
-                                                         gf_radius=gf_radius, gf_eps=gf_eps)
+                                                         gf_radius=gf_radius, gf_eps=gf_eps, prefer=prefer,
+                                                         prefer_margin=prefer_margin)
     return FusionResult(fused=fused, method="focus-map", decision=decision,
                         weights=weights, scores=scores, maps={"initial_decision": initial})

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..consistency import guided_filter, normalize_weights
-from ..decision import argmax_decision, one_hot
+from ..decision import argmax_decision, one_hot, prefer_decision
 from ..result import FusionResult
 from ._common import check_count, clip01, luma
 
@@ -24,7 +24,8 @@ def gff_saliency(gray: np.ndarray, *, lap_sigma: float = 5.0, lap_radius: int = 
 
 
 def fuse_gff(sources: Sequence[np.ndarray], *, r1: int = 45, eps1: float = 0.3, r2: int = 7,
-             eps2: float = 1e-6, avg_size: int = 31) -> FusionResult:
+             eps2: float = 1e-6, avg_size: int = 31, prefer: str = "none",
+             prefer_margin: float = 0.05) -> FusionResult:
     """Guided Filtering Fusion (GFF).
 
     1. Two-scale decomposition: base ``B_n = mean_{avg_size x avg_size}(I_n)``, detail
@@ -49,6 +50,9 @@ def fuse_gff(sources: Sequence[np.ndarray], *, r1: int = 45, eps1: float = 0.3, 
         1e-6).
     avg_size : int, keyword-only
         Side of the average filter of the two-scale decomposition (paper: 31).
+    prefer, prefer_margin : str, float, keyword-only
+        Where the saliency evidence is weak, take the near or far frame in step 3
+        (:func:`mfif.decision.prefer_decision`; ``"none"``: the paper's arg-max).
 
     Returns
     -------
@@ -72,7 +76,7 @@ def fuse_gff(sources: Sequence[np.ndarray], *, r1: int = 45, eps1: float = 0.3, 
     check_count("gff", sources)
     n = len(sources)
     scores = np.stack([gff_saliency(luma(s)) for s in sources])
-    decision = argmax_decision(scores)
+    decision = prefer_decision(scores, argmax_decision(scores), prefer=prefer, margin=prefer_margin)
     masks = one_hot(decision, n)
     wb = np.empty_like(masks)
     wd = np.empty_like(masks)

@@ -155,7 +155,7 @@ def pcanet_focus(gray: np.ndarray, filters: PCANetFilters, *, stage: str = "2", 
 
 
 def fuse_pcanet(sources: Sequence[np.ndarray], *, stage: str = "2", window: int = 5, min_region: float = 0.01,
-                gf_radius: int = 8, gf_eps: float = 0.01, filters: str = "") -> FusionResult:
+                gf_radius: int = 8, gf_eps: float = 0.01, prefer: str = "none", prefer_margin: float = 0.05, filters: str = "") -> FusionResult:
     """Multi-focus fusion with PCANet filters as the focus measure.
 
     The four pipeline stages, as in :func:`mfif.methods.focus_map.fuse_focus_map`:
@@ -189,6 +189,9 @@ def fuse_pcanet(sources: Sequence[np.ndarray], *, stage: str = "2", window: int 
         Guided-filter radius; 0 keeps hard (one-hot) weights.
     gf_eps : float, keyword-only
         Guided-filter regularisation (on the [0, 1] intensity scale).
+    prefer, prefer_margin : str, float, keyword-only
+        Where focus evidence is weak, take the near or far frame
+        (:func:`mfif.decision.prefer_decision`; ``"none"``: the plain arg-max).
     filters : str, keyword-only
         A filters ``.npz`` from ``python -m mfif.pcanet_fit``; empty: the shipped filters.
 
@@ -233,7 +236,8 @@ def fuse_pcanet(sources: Sequence[np.ndarray], *, stage: str = "2", window: int 
     grays = [luma(s) for s in sources]
     scores = np.stack([pcanet_focus(g, bank, stage=stage, window=int(window)) for g in grays])
     initial, decision, weights, fused = decide_and_blend(sources, grays, scores, min_region=min_region,
-                                                         gf_radius=gf_radius, gf_eps=gf_eps)
+                                                         gf_radius=gf_radius, gf_eps=gf_eps, prefer=prefer,
+                                                         prefer_margin=prefer_margin)
     return FusionResult(fused=fused, method="pcanet", decision=decision, weights=weights,
                         scores=scores.astype(np.float32, copy=False), maps={"initial_decision": initial},
                         info={"filters": bank.meta.get("format", "?"), "stage": stage, "window": int(window)})

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..blend import weighted_blend
 from ..consistency import refine_weights, remove_small_regions
-from ..decision import argmax_decision, one_hot, threshold_decision
+from ..decision import argmax_decision, one_hot, prefer_decision, threshold_decision
 from ..focus import sml
 from ..io import to_gray
 from ..result import FusionResult
@@ -172,7 +172,8 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
              keep_confident: float = 0.3, min_region_floor: float = 0.001,
              refine_band: float = 16.0, refine_window: int = 5, refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001,
              seam: str = "laplacian", seam_width: float = 6.0, stride: int = 4, tile: int = 384,
-             threads: int = 0, scale: float = 1.0, progress: Callable | None = None) -> FusionResult:
+             threads: int = 0, scale: float = 1.0, prefer: str = "none", prefer_margin: float = 0.05,
+             progress: Callable | None = None) -> FusionResult:
     """Fuse sources with Semantic Focus Fusion.
 
     Parameters
@@ -217,6 +218,9 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     scale : float
         Run the CNN on copies downscaled by this factor (0.5 = 4x faster); the later steps
         stay at full resolution.
+    prefer, prefer_margin : str, float
+        Step 2: where the CNN's evidence is weak, take the near or far frame
+        (:func:`mfif.decision.prefer_decision`; ``"none"``: the paper's rule).
 
     Returns
     -------
@@ -244,6 +248,7 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     timings["focus_detection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     initial = threshold_decision(scores[0], threshold=threshold) if n == 2 else argmax_decision(scores)
+    initial = prefer_decision(scores, initial, prefer=prefer, margin=prefer_margin)
     timings["segmentation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # a stack of N frames splits the image into about N regions: scale the minimum region
