@@ -7,6 +7,7 @@ per method the largest absolute difference of the fused images (on the 0..255 sc
 fraction of pixels whose decision differs::
 
     .venv/bin/python benchmarks/behaviour_check.py --base b118cfe
+    .venv/bin/python benchmarks/behaviour_check.py --base 7c60654 --head HEAD
     .venv/bin/python benchmarks/behaviour_check.py --base HEAD~3 --cases demo,classic --methods focus-map
 
 Needs ``../shared/data`` for everything but the demo pair.
@@ -87,7 +88,8 @@ def _run_tree(src: Path, out_dir: Path, cases: list[str], methods: list[str]) ->
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", default="HEAD", help="the commit to compare the working tree with")
+    ap.add_argument("--base", default="HEAD", help="the commit to compare with")
+    ap.add_argument("--head", default="", help="the commit to compare (default: the working tree)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     ap.add_argument("--methods", default="", help="comma-separated (default: every method)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -103,19 +105,24 @@ def main() -> int:
     methods = [m for m in args.methods.split(",") if m] or list(METHODS)
     with tempfile.TemporaryDirectory(prefix="mfif-behaviour-") as tmp:
         tmp = Path(tmp)
-        base_tree = tmp / "base"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(base_tree), args.base],
-                       check=True)
+        trees = {"base": tmp / "base", "head": tmp / "head" if args.head else REPO}
+        for label, rev in (("base", args.base), ("head", args.head)):
+            if rev:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(trees[label]), rev],
+                               check=True)
         try:
             outs = {}
-            for label, src in (("base", base_tree / "src"), ("head", REPO / "src")):
-                outs[label] = tmp / label
+            for label in ("base", "head"):
+                src = trees[label] / "src"
+                outs[label] = tmp / f"out-{label}"
                 outs[label].mkdir()
                 t0 = time.perf_counter()
                 _run_tree(src, outs[label], cases, methods)
                 print(f"{label}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base_tree)], check=False)
+            for label, tree in trees.items():
+                if tree != REPO:
+                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
         rows = {}
         for f in sorted(outs["base"].glob("*__fused.npy")):
             case, method, _ = f.name.split("__")
@@ -132,7 +139,7 @@ def main() -> int:
             da, db = outs["base"] / f.name.replace("fused", "decision"), outs["head"] / f.name.replace("fused", "decision")
             if da.exists() and db.exists():
                 r["decision"] = max(r["decision"], float(np.mean(np.load(da) != np.load(db))))
-    print(f"base {args.base} vs working tree; cases: {', '.join(cases)}")
+    print(f"base {args.base} vs {args.head or 'the working tree'}; cases: {', '.join(cases)}")
     print(f"{'method':<10} {'cases':>5} {'max |diff| (0..255)':>20} {'decision differs':>17} {'missing':>8}")
     for m, r in rows.items():
         print(f"{m:<10} {r['cases']:>5} {r['max_abs']:>20.4f} {r['decision'] * 100:>16.4f}% {r['missing']:>8}")

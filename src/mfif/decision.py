@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["argmax_decision", "threshold_decision", "one_hot", "PREFER", "prefer_decision"]
+__all__ = ["argmax_decision", "threshold_decision", "one_hot", "label_boundary", "PREFER", "prefer_decision"]
 
 #: Values of the ``prefer`` option of the decision-map methods.
 PREFER = ("none", "near", "far")
@@ -31,6 +31,23 @@ def threshold_decision(prob_a: np.ndarray, *, threshold: float = 0.5) -> np.ndar
     Returns an ``HxW`` int16 map: 0 where ``prob_a >= threshold`` (take A), else 1 (take B).
     """
     return np.where(np.asarray(prob_a) >= threshold, 0, 1).astype(np.int16)
+
+
+def label_boundary(labels: np.ndarray) -> np.ndarray:
+    """Pixels where a label map changes: ``HxW`` bool.
+
+    A pixel is on the boundary when one of its 4-neighbours has another label, so a boundary
+    between two regions is two pixels wide (one on each side).
+    """
+    m = np.asarray(labels)
+    b = np.zeros(m.shape, dtype=bool)
+    dh = m[:, 1:] != m[:, :-1]
+    b[:, 1:] |= dh
+    b[:, :-1] |= dh
+    dv = m[1:, :] != m[:-1, :]
+    b[1:, :] |= dv
+    b[:-1, :] |= dv
+    return b
 
 
 def one_hot(decision: np.ndarray, n: int) -> np.ndarray:

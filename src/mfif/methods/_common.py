@@ -88,9 +88,10 @@ def select_max_abs(coefs: Sequence[np.ndarray], colour: bool) -> np.ndarray:
 def decide_and_blend(sources: Sequence[np.ndarray], grays: list[np.ndarray], scores: np.ndarray, *,
                      min_region: float, gf_radius: int, gf_eps: float, prefer: str = "none",
                      prefer_margin: float = 0.05):
-    """Stages 2-4 shared by the focus-measure methods: arg-max decision (weak evidence settled
-    by ``prefer``, :func:`mfif.decision.prefer_decision`), small-region removal, guided-filter
-    weights steered by the hard-decision luminance, weighted blend.
+    """Stages 2-4 of the focus-measure methods on the shared stages: arg-max decision (weak
+    evidence settled by ``prefer``, :func:`mfif.decision.prefer_decision`),
+    :func:`mfif.consistency.verify_decision` (small regions), :func:`mfif.consistency.decision_weights`,
+    weighted blend.
 
     ``grays`` are the sources' luminance images (not modified).
 
@@ -99,16 +100,11 @@ def decide_and_blend(sources: Sequence[np.ndarray], grays: list[np.ndarray], sco
     (initial, decision, weights, fused)
     """
     from ..blend import weighted_blend
-    from ..consistency import refine_weights, remove_small_regions
+    from ..consistency import decision_weights, verify_decision
     from ..decision import argmax_decision, prefer_decision
 
-    n = len(sources)
     h, w = sources[0].shape[:2]
     initial = prefer_decision(scores, argmax_decision(scores), prefer=prefer, margin=prefer_margin)
-    min_area = int(round(float(min_region) * h * w))
-    decision = remove_small_regions(initial, min_area=min_area) if min_area > 0 else initial.copy()
-    guide = grays[0].copy()
-    for k in range(1, n):
-        np.copyto(guide, grays[k], where=decision == k)
-    weights = refine_weights(decision, guide, n, radius=int(gf_radius), eps=float(gf_eps))
+    decision = verify_decision(initial, grays, min_area=int(round(float(min_region) * h * w)))
+    weights = decision_weights(decision, grays, radius=gf_radius, eps=gf_eps)
     return initial, decision, weights, clip01(weighted_blend(sources, weights))

@@ -3,50 +3,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 
+from ..blend import max_pyramid_levels, pyramid_blend
 from ..errors import UsageError
 from ..result import FusionResult
-from ._common import MaxAbsSelector, check_count, clip01, luma_coeffs
+from ._common import check_count, clip01
 
-__all__ = ["DEFAULT_LEVELS", "laplacian_pyramid", "collapse_pyramid", "max_pyramid_levels",
-           "fuse_laplacian"]
+__all__ = ["DEFAULT_LEVELS", "fuse_laplacian"]
 
 #: Pyramid depth used when ``levels`` is not given (clamped to what the image allows).
 DEFAULT_LEVELS = 4
-
-
-def max_pyramid_levels(shape: tuple[int, ...]) -> int:
-    """Most pyramid levels for an image of ``shape``: the coarsest level keeps >= 2 px a side."""
-    return max(int(np.floor(np.log2(min(shape[:2])))) - 1, 0)
-
-
-def laplacian_pyramid(img: np.ndarray, levels: int) -> list[np.ndarray]:
-    """Laplacian pyramid ``[L_0, ..., L_{levels-1}, G_levels]`` of a float32 image.
-
-    ``L_k = G_k - expand(G_{k+1})`` with OpenCV's 5-tap ``pyrDown``/``pyrUp``; the last entry
-    is the low-pass residual. Works on ``HxW`` and ``HxWxC``.
-    """
-    pyr = []
-    g = np.asarray(img, dtype=np.float32)
-    for _ in range(levels):
-        down = cv2.pyrDown(g)
-        up = cv2.pyrUp(down, dstsize=(g.shape[1], g.shape[0]))
-        if up.ndim < g.ndim:  # OpenCV drops a singleton channel axis
-            up = up.reshape(g.shape)
-        pyr.append(g - up)
-        g = down
-    pyr.append(g)
-    return pyr
-
-
-def collapse_pyramid(pyr: Sequence[np.ndarray]) -> np.ndarray:
-    """Invert :func:`laplacian_pyramid`."""
-    g = pyr[-1]
-    for lap in reversed(pyr[:-1]):
-        g = cv2.pyrUp(g, dstsize=(lap.shape[1], lap.shape[0])).reshape(lap.shape) + lap
-    return g
 
 
 def fuse_laplacian(sources: Sequence[np.ndarray], *, levels: int | None = None) -> FusionResult:
@@ -99,18 +66,4 @@ def fuse_laplacian(sources: Sequence[np.ndarray], *, levels: int | None = None) 
         h, w = shape[:2]
         raise UsageError(f"method laplacian: option levels={levels} must be between 1 and "
                          f"{maxlev} for a {w}x{h} image")
-    colour = len(shape) == 3
-    sels = [MaxAbsSelector() for _ in range(levels)]
-    base = None
-    for s in sources:
-        pyr = laplacian_pyramid(s, levels)
-        for sel, lap in zip(sels, pyr[:-1]):
-            sel.update(lap, np.abs(luma_coeffs(lap, colour)))
-        if base is None:
-            base = pyr[-1].copy()
-        else:
-            base += pyr[-1]
-        del pyr
-    base *= np.float32(1.0 / len(sources))
-    fused = collapse_pyramid([sel.coef for sel in sels] + [base])
-    return FusionResult(fused=clip01(fused), method="laplacian")
+    return FusionResult(fused=clip01(pyramid_blend(sources, levels)), method="laplacian")

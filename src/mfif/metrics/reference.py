@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ..decision import label_boundary
 from ..errors import UsageError
 from ._base import _SSIM_WIN, _labels, _pair, _ssim_map255
 
@@ -115,14 +116,7 @@ def focus_boundary(mask) -> np.ndarray:
 
 
 def _boundary(m: np.ndarray) -> np.ndarray:
-    b = np.zeros(m.shape, dtype=bool)
-    dh = m[:, 1:] != m[:, :-1]
-    b[:, 1:] |= dh
-    b[:, :-1] |= dh
-    dv = m[1:, :] != m[:-1, :]
-    b[1:, :] |= dv
-    b[:-1, :] |= dv
-    return b
+    return label_boundary(m)
 
 
 def _near(b: np.ndarray, dist: float) -> np.ndarray:

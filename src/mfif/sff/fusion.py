@@ -36,8 +36,10 @@ References
 .. [2] Y. Liu, X. Chen, H. Peng and Z. Wang, "Multi-focus image fusion with a deep
    convolutional neural network", Information Fusion 36, 2017.
 .. [3] K. He, J. Sun and X. Tang, "Guided image filtering", IEEE TPAMI 35(6), 2013.
-.. [4] D. L. Donoho and I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
-   Biometrika 81(3), 1994 (the median-absolute-deviation noise estimate).
+
+The steps that have no CNN in them are the package's shared stages: :mod:`mfif.decision`
+(threshold, arg-max, near/far preference), :mod:`mfif.consistency` (small regions, boundary
+refinement, guided-filter weights) and :mod:`mfif.blend` (weighted average, seam cross-fade).
 """
 from __future__ import annotations
 
@@ -46,10 +48,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..blend import weighted_blend
-from ..consistency import refine_weights, remove_small_regions
-from ..decision import argmax_decision, one_hot, prefer_decision, threshold_decision
-from ..focus import sml
+from ..blend import seam_blend, weighted_blend
+from ..consistency import decision_confidence, decision_weights, verify_decision
+from ..decision import argmax_decision, prefer_decision, threshold_decision
 from ..io import to_gray
 from ..result import FusionResult
 from .inference import grid_to_map, score_grid
@@ -76,96 +77,6 @@ def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 
         return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in maps])
     grid = score_grid(net, grays, stride=stride, tile=tile, threads=threads, progress=progress)
     return grid_to_map(grid, (h, w), stride=stride)
-
-
-def boundary_distance(decision: np.ndarray) -> np.ndarray:
-    """Euclidean distance (px) of every pixel to the nearest pixel whose 4-neighbour has another
-    label (0 on such pixels; ``inf`` everywhere for a map with one label)."""
-    import cv2
-
-    d = np.asarray(decision)
-    edge = np.zeros(d.shape, bool)
-    diff_x = d[:, 1:] != d[:, :-1]
-    diff_y = d[1:, :] != d[:-1, :]
-    edge[:, 1:] |= diff_x
-    edge[:, :-1] |= diff_x
-    edge[1:, :] |= diff_y
-    edge[:-1, :] |= diff_y
-    if not edge.any():
-        return np.full(d.shape, np.inf, np.float32)
-    return cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-
-
-def noise_sigma(grays: Sequence[np.ndarray]) -> float:
-    """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994)."""
-    import warnings
-
-    from skimage.restoration import estimate_sigma
-
-    with warnings.catch_warnings():  # a 1-px-wide gray image is not a colour image, whatever skimage guesses
-        warnings.simplefilter("ignore", UserWarning)
-        return float(np.mean([estimate_sigma(g) for g in grays]))
-
-
-def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band: float, window: int = 5,
-                      min_area: int = 0, noise_k: float = 0.0) -> np.ndarray:
-    """Re-decide pixels within ``band`` px of a decision boundary with a fine focus measure.
-
-    Inside the band a pixel takes the source with the highest sum-modified-Laplacian over a
-    ``window`` x ``window`` box, where that measure is decisive: the best source's value
-    exceeds the runner-up's by more than ``noise_k`` times the estimated noise sigma of the
-    sources (0: everywhere in the band). On noisy photos the fine measure sees mostly noise,
-    so it only moves boundaries where the evidence stands out from it. Fragments smaller than
-    ``min_area`` px are then removed.
-    """
-    if band <= 0:
-        return decision
-    near = boundary_distance(decision) <= band
-    if not near.any():
-        return decision
-    fine_scores = np.stack([sml(g, window=window) for g in grays])
-    fine = argmax_decision(fine_scores)
-    if noise_k > 0:
-        near &= best_margin(fine_scores) > noise_k * noise_sigma(grays)
-    out = np.where(near, fine, decision).astype(np.int16)
-    return remove_small_regions(out, min_area=min_area)
-
-
-def best_margin(stack: np.ndarray) -> np.ndarray:
-    """Per pixel, the best of ``N >= 2`` maps ``(N, H, W)`` minus the second best."""
-    if stack.shape[0] == 2:
-        return np.abs(stack[0] - stack[1])
-    top2 = np.partition(stack, -2, axis=0)[-2:]
-    return top2[1] - top2[0]
-
-
-def decision_confidence(scores: np.ndarray) -> np.ndarray:
-    """Confidence in [0, 1] of the decision: ``|2p - 1|`` for two sources (scores ``(1, H, W)``),
-    best minus second-best score for N sources (scores ``(N, H, W)``)."""
-    if scores.shape[0] == 1:
-        return np.abs(2.0 * scores[0] - 1.0)
-    return best_margin(scores)
-
-
-def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.ndarray, *, width: float) -> np.ndarray:
-    """Cross-fade ``fused`` into a Laplacian-pyramid fusion within ``width`` px of boundaries.
-
-    Images too small for one pyramid level (under 4 px a side) have no seam to soften and are
-    returned as they are.
-    """
-    from ..methods.laplacian import fuse_laplacian, max_pyramid_levels
-
-    if width <= 0 or max_pyramid_levels(fused.shape) < 1:
-        return fused
-    dist = boundary_distance(decision)
-    beta = np.clip((width - dist) / width, 0.0, 1.0).astype(np.float32)
-    if not beta.any():
-        return fused
-
-    lap = fuse_laplacian(list(sources)).fused
-    if fused.ndim == 3:
-        beta = beta[..., None]
-    return fused + beta * (lap - fused)
 
 
 def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float = 0.5, min_region: float = 0.01,
@@ -255,12 +166,11 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     # with 1 / (N - 1) so that frames focused on small depth ranges are not absorbed
     min_area = int(round(min_region * h * w / (n - 1)))
     floor = int(round(min_region_floor * h * w / (n - 1)))
-    decision = remove_small_regions(initial, min_area=min_area, confidence=decision_confidence(scores),
-                                    keep_above=keep_confident, keep_min_area=floor)
-    decision = refine_boundaries(decision, grays, band=refine_band, window=refine_window,
-                                 min_area=min_area // 10, noise_k=refine_noise)
-    guide = weighted_blend(grays, one_hot(decision, n))  # = to_gray of the hard-fused image
-    weights_maps = refine_weights(decision, guide, n, radius=gf_radius, eps=gf_eps)
+    decision = verify_decision(initial, grays, min_area=min_area, confidence=decision_confidence(scores),
+                               keep_above=keep_confident, keep_min_area=floor, refine_band=refine_band,
+                               refine_window=refine_window, refine_min_area=min_area // 10,
+                               refine_noise=refine_noise)
+    weights_maps = decision_weights(decision, grays, radius=gf_radius, eps=gf_eps)
     timings["consistency"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fused = weighted_blend(sources, weights_maps)
