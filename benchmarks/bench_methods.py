@@ -17,10 +17,10 @@ to the next. Two memory figures are given:
   libraries that bypass Python's allocator (OpenCV's internal buffers, PyTorch).
 * ``peak RSS``: the process's peak resident set size during that first run minus its resident
   set size just before it, after the inputs are loaded and the method's module is imported.
-  The peak is read from ``VmHWM`` in ``/proc/self/status`` after resetting it with
-  ``/proc/self/clear_refs`` (Linux); it sees every allocation, C/C++ included. Where that
-  reset is unavailable, ``resource.getrusage().ru_maxrss`` is used instead, which only counts
-  growth beyond the earlier peak (an underestimate); the table says which.
+  Measured by :class:`mfif.sysinfo.PeakMemory`, the package's one memory probe: ``VmHWM`` in
+  ``/proc/self/status`` after resetting it with ``/proc/self/clear_refs`` and returning freed
+  heap to the system (Linux); it sees every allocation, C/C++ included. Elsewhere it falls
+  back to Python-tracked allocations; the table says which probe ran.
 
 ``sff`` is included only if ``mfif.sff.fusion`` imports; otherwise, or if it fails, its row
 says why.
@@ -62,31 +62,9 @@ def make_pair(size: int, seed: int = 0) -> np.ndarray:
     return np.stack([a, b])
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return _status_kib("VmHWM") is not None
-    except OSError:
-        return False
-
-
 def worker(method: str, pair_path: str, repeats: int) -> dict:
     """Run one method ``repeats`` times in this process; return timings and memory."""
     import gc
-    import resource
     import time
     import tracemalloc
 
@@ -107,16 +85,16 @@ def worker(method: str, pair_path: str, repeats: int) -> dict:
         return {"method": method, "error": f"cannot load ({type(exc).__name__}: {exc})"}
     gc.collect()
     # Run 0: memory (tracemalloc slows it down, so it is not timed; it also warms caches).
-    hwm = _reset_peak_rss()
-    rss0 = _status_kib("VmRSS") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from mfif.sysinfo import PeakMemory, memory_probe
+
     tracemalloc.start()
     try:
-        mfif.fuse(sources, method=method)
+        with PeakMemory() as mem:
+            mfif.fuse(sources, method=method)
     except Exception as exc:  # noqa: BLE001
         return {"method": method, "error": f"{type(exc).__name__}: {exc}"}
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss1 = _status_kib("VmHWM") if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     gc.collect()
     # Runs 1..repeats: timing.
     times, cpu = [], []
@@ -134,8 +112,8 @@ def worker(method: str, pair_path: str, repeats: int) -> dict:
         "s_per_mp": float(np.median(timed)) / megapixels,
         "cpu_s_per_mp": float(np.median(cpu)) / megapixels,
         "tracemalloc_mb": traced_peak / 2**20,
-        "rss_delta_mb": (rss1 - rss0) / 1024,
-        "rss_source": "VmHWM" if hwm else "ru_maxrss",
+        "rss_delta_mb": mem.peak_mb,
+        "rss_source": memory_probe(),
     }
 
 
@@ -182,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     mp = args.size * args.size / 1e6
     print(f"Synthetic {args.size}x{args.size} RGB pair ({mp:g} MP per source, 2 sources), "
           f"median of {args.repeats} runs of mfif.fuse; {os.cpu_count()} CPUs.\n")
-    src = next((r["rss_source"] for r in rows if "rss_source" in r), "VmHWM")
+    src = next((r["rss_source"] for r in rows if "rss_source" in r), "rss+trim")
     print(f"| method | s per MP (wall) | CPU s per MP | peak extra memory, tracemalloc (MB) | peak extra memory, {src} - RSS before (MB) | x average |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:

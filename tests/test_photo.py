@@ -3,6 +3,8 @@
 Pillow's ImageCms, DNGs with tifffile; read back with Pillow and tifffile, not with mfif."""
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,10 @@ SOFTWARE = f"mfif {__version__}"
 EXIF_IFD = 0x8769
 
 
+@functools.lru_cache(maxsize=1)
 def icc_srgb() -> bytes:
+    """One sRGB profile for the whole session: a profile's header holds its creation time, so two
+    made a second apart differ."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

@@ -10,7 +10,9 @@ from mfif.cli import main
 from mfif.io import from_float, read_image, to_float, write_image
 from mfif.metrics import decision_accuracy, psnr
 from mfif.align import scale_matrix
-from mfif.stack import choose_tile, estimate_memory, fit_cnn, fuse_stack
+from mfif.methods import get_method
+from mfif.stack import fuse_stack
+from mfif.tiling import plan_tiles
 from mfif.synth import make_case
 
 
@@ -83,50 +85,62 @@ def test_16bit_tiff_stack_stays_16bit(tmp_path, photo):
 
 
 def _tile(n, mb, method, params, size=4000):
-    """The tile fuse_stack chooses for a size x size RGB stack: CNN options fitted first."""
-    params = {**params, **fit_cnn(method, params, n, size, size, max_memory_mb=mb)}
-    return choose_tile(size, size, n, max_memory_mb=mb, overlap=64, method=method, params=params), params
+    """The tile fuse_stack plans for a size x size RGB stack of n frames."""
+    plan = plan_tiles(get_method(method), params, n, size, size, max_memory_mb=mb)
+    return plan.tile, {**params, **plan.fitted}
 
 
-def test_choose_tile_bounds_memory():
-    assert choose_tile(1000, 1000, 2, max_memory_mb=4096, overlap=64, method="focus-map") == 0  # one tile
+def test_tile_plan_follows_budget_frames_and_method():
+    assert _tile(2, 4096, "focus-map", {}, size=1000)[0] == 0  # one tile
     sff = {"threads": 2}  # the CNN's workers would otherwise follow this machine's core count
     for method, params in (("focus-map", {}), ("sff", sff), ("sff", {**sff, "scale": 0.5})):
-        tiles = [_tile(10, mb, method, params)[0] for mb in (800, 1500, 3000)]
-        assert 256 < tiles[0] < tiles[1] < tiles[2] < 4000, (method, tiles)  # grows with the budget
+        sides = [_tile(10, mb, method, params)[0] for mb in (800, 1500, 3000)]
+        assert 256 < sides[0] < sides[1] < sides[2] < 4000, (method, sides)  # grows with the budget
+        assert all(t % 64 == 0 for t in sides)
         by_n = [_tile(n, 1500, method, params)[0] for n in (5, 10, 20)]
         assert by_n[0] > by_n[1] > by_n[2] >= 256, (method, by_n)  # shrinks with the number of frames
-        for mb in (800, 1500, 3000):
-            t, p = _tile(10, mb, method, params)
-            # the largest tile (multiple of 64) whose estimate fits the budget
-            kw = dict(overlap=64, method=method, params=p)
-            assert t % 64 == 0
-            assert estimate_memory(4000, 4000, 10, tile=t, **kw) <= mb * 1e6
-            assert estimate_memory(4000, 4000, 10, tile=t + 64, **kw) > mb * 1e6
     # SFF's CNN needs more than a focus measure: a smaller tile at the same budget
     for n in (5, 10, 20):
         fm, sf, sf_half = (_tile(n, 1500, m, p)[0] for m, p in (("focus-map", {}), ("sff", sff),
                                                                 ("sff", {**sff, "scale": 0.5})))
         assert sf <= sf_half < fm, (n, sf, sf_half, fm)
     # more CNN workers hold more internal tiles: a smaller stack tile
-    kw = dict(max_memory_mb=3000, overlap=64, method="sff")
-    assert (choose_tile(4000, 4000, 10, params={"threads": 8}, **kw)
-            < choose_tile(4000, 4000, 10, params={"threads": 1}, **kw))
-    # a budget too small for any tile gives the smallest one
-    assert choose_tile(4000, 4000, 20, max_memory_mb=100, overlap=64, method="sff", params=sff) == 256
+    assert _tile(10, 3000, "sff", {"threads": 8, "tile": 384})[0] < _tile(10, 3000, "sff", {"threads": 1, "tile": 384})[0]
+    # a budget too small for any tile gives the smallest one, and says it does not fit
+    plan = plan_tiles(get_method("sff"), sff, 20, 4000, 4000, max_memory_mb=100)
+    assert plan.tile == 256 and plan.need_mb > 100
+    # the overlap is the method's declared halo unless given
+    assert plan.overlap == get_method("sff").halo
+    assert plan_tiles(get_method("sff"), sff, 2, 500, 500, max_memory_mb=4096, overlap=10).overlap == 10
 
 
-def test_fit_cnn_lowers_internal_tile_then_workers():
-    assert fit_cnn("focus-map", {}, 20, 4000, 4000, max_memory_mb=100) == {}
-    assert fit_cnn("sff", {"threads": 2}, 5, 4000, 4000, max_memory_mb=8000) == {}  # fits as it is
-    small = fit_cnn("sff", {"threads": 2}, 20, 4000, 4000, max_memory_mb=1500)
+def test_inner_pass_is_fitted_tile_first_then_workers():
+    fit = lambda given, n, mb: plan_tiles(get_method("sff"), given, n, 4000, 4000, max_memory_mb=mb).fitted  # noqa: E731
+    assert plan_tiles(get_method("focus-map"), {}, 20, 4000, 4000, max_memory_mb=100).fitted == {}
+    assert fit({"threads": 2}, 5, 8000) == {}  # fits as it is
+    small = fit({"threads": 2}, 20, 1500)
     assert set(small) == {"tile"} and 192 <= small["tile"] < 384
-    many = fit_cnn("sff", {}, 20, 4000, 4000, max_memory_mb=300)
+    many = fit({}, 20, 300)
     assert many["tile"] == 192 and ("threads" not in many or many["threads"] >= 1)
     # options the user set are kept
-    assert "tile" not in fit_cnn("sff", {"tile": 384, "threads": 16}, 20, 4000, 4000, max_memory_mb=300)
-    assert fit_cnn("sff", {"tile": 384, "threads": 16}, 20, 4000, 4000, max_memory_mb=300) == {}
-    assert fit_cnn("sff", {"tile": 384}, 20, 4000, 4000, max_memory_mb=300).get("threads", 1) == 1
+    assert fit({"tile": 384, "threads": 16}, 20, 300) == {}
+    assert fit({"tile": 384}, 20, 300).get("threads", 1) == 1
+    # a tile given by the user is taken as it is: nothing fitted
+    assert plan_tiles(get_method("sff"), {}, 20, 4000, 4000, max_memory_mb=300, tile=512).fitted == {}
+
+
+def test_engine_names_no_method():
+    """The tiling engine learns everything about a method from its registry entry."""
+    import inspect
+
+    import mfif.stack
+    import mfif.tiling
+    from mfif.methods import METHODS
+
+    for mod in (mfif.stack, mfif.tiling):
+        src = inspect.getsource(mod)
+        for name in METHODS:
+            assert f'"{name}"' not in src, (mod.__name__, name)
 
 
 _PEAK = r"""
@@ -158,7 +172,7 @@ def test_small_budget_gives_tiles_and_bounds_peak_memory(tmp_path, photo):
     big = cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_CUBIC)
     case = make_case(big, n_sources=4, rng=np.random.default_rng(7), radius=(2.0, 4.0))
     paths = _write_case(tmp_path, case)
-    whole = estimate_memory(1024, 1024, 4, tile=0, overlap=64, method="focus-map") / 1e6
+    whole = plan_tiles(get_method("focus-map"), {}, 4, 1024, 1024, max_memory_mb=1e6).need_mb
     budget = 120.0
     assert whole > 1.5 * budget  # one tile would not fit
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "src"),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import UsageError
 from .io import check_finite, check_sources, to_float
-from .methods import get_method, parse_params
+from .methods import DEFAULT_METHOD, get_method, parse_params
 from .result import FusionResult
 
 __all__ = ["fuse", "prepare_sources", "float_range"]
@@ -60,7 +60,7 @@ def float_range(sources: Sequence[np.ndarray]) -> tuple[float, float]:
     return lo, hi
 
 
-def fuse(sources: Sequence[np.ndarray], *, method: str = "sff", value_range: tuple[float, float] | None = None,
+def fuse(sources: Sequence[np.ndarray], *, method: str = DEFAULT_METHOD, value_range: tuple[float, float] | None = None,
          **params: Any) -> FusionResult:
     """Fuse two or more multi-focus sources into one all-in-focus image.
 

@@ -63,6 +63,7 @@ import numpy as np
 
 from .errors import UsageError
 from .io import write_text
+from .sysinfo import PeakMemory, memory_probe
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -579,108 +580,6 @@ def _artifacts(fused_gray: np.ndarray, reference_gray: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------------
-# memory probe
-# --------------------------------------------------------------------------------------------
-def _status_kib(field_name: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-_PROBE: str | None = None
-
-
-_LIBC = None
-
-
-def _malloc_trim() -> bool:
-    """Return the free memory of glibc's heap to the system (``malloc_trim(0)``)."""
-    global _LIBC
-    try:
-        import ctypes
-
-        if _LIBC is None:
-            _LIBC = ctypes.CDLL(None)
-        if _LIBC is False:
-            return False
-        _LIBC.malloc_trim(0)
-        return True
-    except (OSError, AttributeError, TypeError):
-        _LIBC = False
-        return False
-
-
-def memory_probe() -> str:
-    """How peak memory is measured in this process.
-
-    ``"rss+trim"``: peak resident-set growth of the call, after glibc's free heap memory is
-    returned to the system (``malloc_trim(0)``) just before it; ``"rss"``: the same without the
-    trim (not glibc); ``"tracemalloc"``: Python-tracked allocations only (no ``/proc`` reset).
-
-    Why the trim: glibc keeps freed memory for reuse (after large blocks are freed it even
-    raises its mmap threshold, so later arrays of up to 32 MiB come from the heap). A call
-    that reuses memory freed by earlier work (the previous method, the metrics) would show
-    little or no resident-set growth. Trimming first makes the call touch fresh pages, as a
-    freshly started process does, so the growth is the call's real working memory.
-    """
-    global _PROBE
-    if _PROBE is None:
-        if _reset_hwm() and _status_kib("VmHWM") is not None:
-            _PROBE = "rss+trim" if _malloc_trim() else "rss"
-        else:
-            _PROBE = "tracemalloc"
-    return _PROBE
-
-
-class _PeakMemory:
-    """Context manager measuring the peak memory growth (MiB) of the enclosed code."""
-
-    def __enter__(self):
-        probe = memory_probe()
-        self.mode = "rss" if probe.startswith("rss") else "tracemalloc"
-        if probe == "rss+trim":
-            _malloc_trim()
-        if self.mode == "rss":
-            _reset_hwm()
-            self.base = _status_kib("VmRSS") or 0
-        else:
-            import tracemalloc
-
-            tracemalloc.start()
-            tracemalloc.reset_peak()
-            self.base = tracemalloc.get_traced_memory()[0]
-        self.peak_mb = float("nan")
-        return self
-
-    def __exit__(self, *exc):
-        if self.mode == "rss":
-            hwm = _status_kib("VmHWM")
-            if hwm is not None:
-                self.peak_mb = max(0, hwm - self.base) / 1024.0
-        else:
-            import tracemalloc
-
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            self.peak_mb = max(0, peak - self.base) / 2 ** 20
-        return False
-
-
-# --------------------------------------------------------------------------------------------
 # running
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -756,7 +655,7 @@ def _fuse_timed(method: str, data: CaseData, params: dict) -> tuple[dict, np.nda
         row.update(status="failed", error=err)
         return row, None, None
     try:
-        with _PeakMemory() as mem:
+        with PeakMemory() as mem:
             t0 = time.perf_counter()
             res = fuse(srcs, method=method, **params)
             dt = time.perf_counter() - t0

@@ -16,15 +16,17 @@ The pipeline (each frame is decoded once and never held in memory with all the o
   (the same two functions ``mfif align`` uses). Frames that cannot be aligned stop the run, or
   with ``skip_unaligned`` are left out.
 * **Tiles.** With a tile smaller than the image, each tile is fused with an overlap margin on
-  every side; the fused tiles are blended with linear ramps across the overlaps (no seams) and
-  label maps (decision / depth) take each pixel from the tile whose core holds it. Options
-  that are fractions of the image area (``min_region``, ``min_region_floor``) are rescaled to the tile so that a
-  tile removes the same absolute region sizes as a whole-image pass.
+  every side (the method's declared ``halo``); the fused tiles are blended with linear ramps
+  across the overlaps (no seams) and label maps (decision / depth) take each pixel from the
+  tile whose core holds it. Options the method declares as fractions of the image area are
+  rescaled to the tile so that a tile removes the same absolute region sizes as a whole-image
+  pass.
 * **Memory.** ``tile=0`` picks the largest tile whose estimated working set fits
-  ``max_memory_mb``: per-method models (:class:`MemoryModel`, measured) of the memory a
-  method needs per tile pixel and frame, plus, for SFF, the internal tiles its CNN pass
-  holds per worker thread, plus the full-size output. The budget counts the fusion's peak
-  resident memory on top of the process's baseline (interpreter, libraries, model).
+  ``max_memory_mb``, from the method's declared :class:`~mfif.tiling.Resources` (a measured
+  model of the memory per tile pixel and frame, and of any inner pass over tiles of its own,
+  such as SFF's CNN), plus the full-size output (:mod:`mfif.tiling`). The budget counts the
+  fusion's peak resident memory on top of the process's baseline (interpreter, libraries,
+  model). This engine names no method: everything it knows of one comes from the registry.
 
 References
 ----------
@@ -32,8 +34,6 @@ References
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import shutil
 import tempfile
@@ -47,137 +47,10 @@ import numpy as np
 from .align import estimate_transforms, warp_frame
 from .errors import UsageError
 from .io import check_sources, from_float, read_image as _read_image
+from .methods import DEFAULT_METHOD
 from .result import FusionResult
-
-@dataclass(frozen=True)
-class MemoryModel:
-    """Peak working set (bytes) of one fusion method on one tile, used to choose the tile size.
-
-    For a padded tile of ``P`` pixels and ``n`` RGB frames::
-
-        const + max(P * (per_frame * n + fixed),              # the method's own arrays
-                    P * cnn_frame * n + cnn_per_frame * n * G)  # during a CNN pass
-              + cnn_fixed * C
-
-    A method with a CNN pass over internal tiles of its own (SFF) runs several of them at a time
-    (one per worker thread), of ``C`` input pixels and ``G`` output grid points together
-    (:func:`cnn_tiles`): ``cnn_per_frame`` is what a
-    worker keeps per frame and grid point for its whole internal tile (SFF: two 256-channel
-    float32 projections, 2048 B, and allocator slack), ``cnn_fixed`` its transient activations
-    per input pixel (which the allocator keeps afterwards, so they count in both phases), and
-    ``cnn_frame`` what stays allocated per tile pixel and frame meanwhile (frames as float32,
-    gray copies, the CNN's input). The other terms cover the method's arrays (frames, gray
-    copies, scores, weights, temporaries). All are measured upper envelopes
-    (``benchmarks/bench_stack.py mem``; docs/stacks.md), not exact counts.
-    """
-
-    per_frame: float
-    fixed: float
-    const: float = 16e6
-    cnn_frame: float = 0.0
-    cnn_per_frame: float = 0.0
-    cnn_fixed: float = 0.0
-
-
-#: The model of methods without a measured one: a generous classic-method estimate.
-DEFAULT_MEMORY = MemoryModel(per_frame=96.0, fixed=160.0)
-#: Measured models. ``sff``'s is :data:`SFF_MEMORY`, adjusted to its options by
-#: :func:`memory_model`.
-MEMORY_MODELS: dict[str, MemoryModel] = {
-    "focus-map": MemoryModel(per_frame=50.0, fixed=24.0, const=8e6),
-}
-#: SFF with ``scale=1``; ``cnn_frame`` has a part at the CNN's resolution (``scale**2`` of it).
-SFF_MEMORY = MemoryModel(per_frame=60.0, fixed=4.0, const=16e6, cnn_frame=31.0, cnn_per_frame=3000.0,
-                         cnn_fixed=900.0)
-SFF_CNN_RES_PER_FRAME = 8.0  #: bytes per tile pixel and frame of ``cnn_frame`` at the CNN's resolution
-
-
-def _sff_options(params: dict | None) -> dict:
-    from .methods import get_method
-
-    opts = {p.name: p.default for p in get_method("sff").params}
-    opts.update(params or {})
-    return opts
-
-
-def cnn_tiles(params: dict | None, h: int, w: int) -> tuple[int, int, int]:
-    """SFF's CNN pass on an ``h x w`` tile: the internal tiles that run at once.
-
-    Returns (input pixels, output grid points, workers) of the ``workers`` largest internal
-    tiles together. Mirrors the tiling of :func:`mfif.sff.inference.score_grid`: internal tiles
-    of the ``tile`` option at the ``scale`` option's resolution, on a grid of ``stride`` px,
-    ``threads`` workers (0: all cores), at most one per internal tile.
-    """
-    o = _sff_options(params)
-    scale, stride, patch = float(o["scale"]), int(o["stride"]), 22
-    if scale < 1.0:
-        h, w = max(patch, round(h * scale)), max(patch, round(w * scale))
-    kh, kw = h // stride + 1, w // stride + 1
-    t = max(8 * (int(o["tile"]) // 8), 64)
-    per = max((t - patch) // stride + 1, 1)
-    per -= per % 2
-    per = max(per, 2 if stride == 4 else 1)
-    sides_h = [min(per, kh - k) for k in range(0, kh, per)]
-    sides_w = [min(per, kw - k) for k in range(0, kw, per)]
-    boxes = sorted(((a * b, ((a - 1) * stride + patch) * ((b - 1) * stride + patch))
-                    for a in sides_h for b in sides_w), reverse=True)
-    threads = int(o["threads"]) or (os.cpu_count() or 1)
-    workers = max(1, min(threads, len(boxes)))
-    top = boxes[:workers]
-    return sum(p for _, p in top), sum(g for g, _ in top), workers
-
-
-def memory_model(method: str, params: dict | None = None) -> MemoryModel:
-    """The :class:`MemoryModel` of ``method`` with options ``params``."""
-    if method != "sff":
-        return MEMORY_MODELS.get(method, DEFAULT_MEMORY)
-    scale = float(_sff_options(params)["scale"])
-    extra = SFF_CNN_RES_PER_FRAME * (scale ** 2 - 1.0)
-    return dataclasses.replace(SFF_MEMORY, cnn_frame=SFF_MEMORY.cnn_frame + extra)
-
-
-def cnn_memory(method: str, params: dict | None, n: int, h: int, w: int) -> float:
-    """Bytes the CNN pass's workers hold for their internal tiles on an ``h x w`` tile; 0 without one."""
-    model = memory_model(method, params)
-    if not (model.cnn_per_frame or model.cnn_fixed):
-        return 0.0
-    px, grid, _ = cnn_tiles(params, h, w)
-    return model.cnn_per_frame * n * grid + model.cnn_fixed * px
-
-
-def tile_memory(method: str, params: dict | None, n: int, h: int, w: int) -> float:
-    """:class:`MemoryModel` estimate (bytes) of ``method`` fusing one ``h x w`` tile of ``n`` frames."""
-    m = memory_model(method, params)
-    p = h * w
-    own = p * (m.per_frame * n + m.fixed)
-    if not (m.cnn_per_frame or m.cnn_fixed):
-        return m.const + own
-    px, grid, _ = cnn_tiles(params, h, w)
-    cnn = p * m.cnn_frame * n + m.cnn_per_frame * n * grid
-    return m.const + max(own, cnn) + m.cnn_fixed * px
-
-
-def estimate_memory(h: int, w: int, n: int, *, tile: int, overlap: int, method: str = "sff",
-                    params: dict | None = None, channels: int = 3, itemsize: int = 1) -> float:
-    """Estimated peak working set (bytes) of the tile phase of :func:`fuse_stack`.
-
-    This is what ``max_memory_mb`` bounds: memory on top of the process's baseline (the
-    interpreter, the libraries and the model, loaded). It is one padded tile of every frame
-    fused by the method (:class:`MemoryModel`) plus, with several tiles, the full-size float32
-    accumulator, weight sum, int16 decision map and the output image in the frames' dtype
-    (twice, for writing it); with one tile, the output twice.
-    """
-    single = tile <= 0 or (tile >= h and tile >= w)
-    th, tw = (h, w) if single else (min(h, tile + 2 * overlap), min(w, tile + 2 * overlap))
-    tile_bytes = tile_memory(method, params, n, th, tw)
-    out_px = channels * itemsize
-    full = h * w * (2 * out_px if single else (4 * channels + 4 + 2 + 2 * out_px))
-    return tile_bytes + full
-
-
-#: Method options given as fractions of the image area; tiles rescale them to their own area.
-AREA_FRACTION_PARAMS = ("min_region", "min_region_floor")
-
+from .sysinfo import release_memory
+from .tiling import plan_tiles, ramp, tiles
 
 @dataclass
 class StackResult:
@@ -269,109 +142,10 @@ class FrameCache:
         self.close()
 
 
-def choose_tile(h: int, w: int, n: int, *, max_memory_mb: float, overlap: int, method: str = "sff",
-                params: dict | None = None, channels: int = 3, itemsize: int = 1) -> int:
-    """Largest tile side (multiple of 64, at least 256) whose working set fits ``max_memory_mb``.
-
-    The working set is :func:`estimate_memory` (memory on top of the process's baseline) with
-    ``params`` as given; :func:`fuse_stack` first applies :func:`fit_cnn` to them. Returns 0
-    when the whole image fits in one tile, 256 when even that does not fit the budget.
-    """
-    budget = max_memory_mb * 1e6
-    kw = dict(overlap=overlap, method=method, params=params, channels=channels, itemsize=itemsize)
-    if estimate_memory(h, w, n, tile=0, **kw) <= budget:
-        return 0
-    lo, hi = 256, max(256, (max(h, w) - 1) // 64 * 64)
-    if estimate_memory(h, w, n, tile=lo, **kw) > budget:
-        return lo
-    while hi - lo > 64:  # the estimate grows with the tile: bisect on multiples of 64
-        mid = (lo + hi) // 128 * 64
-        if estimate_memory(h, w, n, tile=mid, **kw) <= budget:
-            lo = mid
-        else:
-            hi = mid
-    return hi if estimate_memory(h, w, n, tile=hi, **kw) <= budget else lo
-
-
-def fit_cnn(method: str, params: dict | None, n: int, h: int, w: int, *, max_memory_mb: float) -> dict:
-    """Options that keep a CNN pass's internal tiles (all workers) within part of the budget.
-
-    Each worker of SFF's CNN pass holds an internal tile with two 256-channel maps per frame
-    (17 MB per frame at the default 384 px), so with many frames or many cores this, not the
-    stack tile, would exceed the budget. Unless ``params`` sets them: the internal ``tile`` is
-    lowered (in steps of 64 px, to 192 px) while the pass takes more than a quarter of
-    ``max_memory_mb``, then ``threads`` (workers) while it takes more than half. Neither changes
-    the result (internal tiles are exact). Returns the options to override; ``{}`` for
-    methods without a CNN pass.
-    """
-    raw = params or {}
-    if method != "sff":
-        return {}
-    o = _sff_options(raw)
-    budget = max_memory_mb * 1e6
-    out = {}
-    if "tile" not in raw:
-        while cnn_memory(method, o, n, h, w) > budget / 4 and int(o["tile"]) - 64 >= 192:
-            o["tile"] = out["tile"] = int(o["tile"]) - 64
-    if not int(raw.get("threads") or 0):
-        workers = cnn_tiles(o, h, w)[2]
-        while workers > 1 and cnn_memory(method, {**o, "threads": workers}, n, h, w) > budget / 2:
-            workers -= 1
-            out["threads"] = workers
-    return out
-
-
-_MALLOC_TRIM = None
-
-
-def _trim_heap() -> None:
-    """Give memory freed by the last tile back to the OS (glibc ``malloc_trim``; no-op elsewhere).
-
-    Otherwise a tile's freed temporaries stay in the allocator's arenas, fragmented, and the next
-    tile's peak adds to them.
-    """
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
-        except Exception:  # not glibc (macOS, Windows, musl...)
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-def _tiles(h: int, w: int, tile: int, overlap: int):
-    """Yield (core box, padded box) pairs covering the image."""
-    if tile <= 0 or (tile >= h and tile >= w):
-        yield (0, 0, h, w), (0, 0, h, w)
-        return
-    ny, nx = math.ceil(h / tile), math.ceil(w / tile)
-    for i in range(ny):
-        for j in range(nx):
-            y0, x0 = i * tile, j * tile
-            y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
-            yield (y0, x0, y1, x1), (max(0, y0 - overlap), max(0, x0 - overlap), min(h, y1 + overlap), min(w, x1 + overlap))
-
-
-def _ramp(n: int, lo_pad: int, hi_pad: int, overlap: int) -> np.ndarray:
-    """1-D feathering weights of a padded tile: linear over each overlap, 1 in the core."""
-    r = np.ones(n, np.float32)
-    if overlap <= 0:
-        return r
-    if lo_pad:
-        k = min(lo_pad * 2, n)
-        r[:k] = np.minimum(r[:k], (np.arange(k, dtype=np.float32) + 0.5) / k)
-    if hi_pad:
-        k = min(hi_pad * 2, n)
-        r[n - k:] = np.minimum(r[n - k:], (np.arange(k, dtype=np.float32)[::-1] + 0.5) / k)
-    return r
-
-
-def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", params: dict | None = None,
+def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METHOD, params: dict | None = None,
                align: bool = False, align_model: str = "similarity", reference: str | int = "middle",
-               max_residual: float | str | None = "auto", skip_unaligned: bool = False, tile: int = 0, overlap: int = 64, max_memory_mb: float = 4096, want_maps: bool = False,
+               max_residual: float | str | None = "auto", skip_unaligned: bool = False, tile: int = 0, overlap: int | None = None, max_memory_mb: float = 4096,
+               want_maps: bool = False,
                cache_dir: str | None = None, progress: Callable[[str, int, int], None] | None = None,
                log: Callable[[str], None] | None = None,
                on_frame: Callable[[int, np.ndarray], None] | None = None, raw=None) -> StackResult:
@@ -400,14 +174,14 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     tile : int, keyword-only
         Tile side in pixels; 0 chooses from ``max_memory_mb`` (one tile when it fits).
     overlap : int, keyword-only
-        Overlap margin (px) on each side of a tile.
+        Overlap margin (px) on each side of a tile (default: the method's declared ``halo``).
     max_memory_mb : float, keyword-only
         Budget (MB, 10**6 bytes) for the fusion's working set: the peak resident memory of the
         run on top of the process's baseline (interpreter, libraries and, for SFF, PyTorch and
         the model, about 80 MB and 300 MB). The tile is the largest whose estimated working
         set (:func:`estimate_memory`, a measured upper envelope per method) fits; for SFF
         the CNN pass's own tile and worker threads are also lowered when they would take much
-        of the budget, unless set (:func:`fit_cnn`). Not covered: the read
+        of the budget, unless set (the method's :meth:`~mfif.tiling.Resources.fit`). Not covered: the read
         phase (a few decoded frames at a time) and ``want_maps``.
     want_maps : bool, keyword-only
         Also assemble every stage map (scores, weights...) at full size.
@@ -490,26 +264,25 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
         t_read = time.perf_counter() - t_start
         value_range = (cache.lo, cache.hi) if dtype.kind == "f" else None
         channels = shape[2] if len(shape) == 3 else 1
-        if not tile:
-            cnn = fit_cnn(method, opts, n, h, w, max_memory_mb=max_memory_mb)
-            if cnn:
-                params.update(cnn)
-                opts.update(cnn)
-                log(f"memory budget {max_memory_mb:g} MB: CNN pass with "
-                    + ", ".join(f"{k}={v}" for k, v in cnn.items()))
-        mem = dict(overlap=overlap, method=method, params=opts, channels=channels, itemsize=dtype.itemsize)
-        t_tile = tile if tile else choose_tile(h, w, n, max_memory_mb=max_memory_mb, **mem)
-        need = estimate_memory(h, w, n, tile=t_tile, **mem) / 1e6
-        if need > max_memory_mb:
+        # everything known of the method comes from its registry entry: halo, memory, area options
+        plan = plan_tiles(m, opts, n, h, w, max_memory_mb=max_memory_mb, tile=tile, overlap=overlap,
+                          channels=channels, itemsize=dtype.itemsize)
+        t_tile, overlap = plan.tile, plan.overlap
+        if plan.fitted:
+            params.update(plan.fitted)
+            opts.update(plan.fitted)
+            log(f"memory budget {max_memory_mb:g} MB: inner pass with "
+                + ", ".join(f"{k}={v}" for k, v in plan.fitted.items()))
+        if plan.need_mb > max_memory_mb:
             log(f"memory budget {max_memory_mb:g} MB: {'the smallest tile' if not tile else 'this tile'} "
-                f"({t_tile} px) needs about {need:.0f} MB with {method} and {n} frames")
-        tiles = list(_tiles(h, w, t_tile, overlap))
-        single = len(tiles) == 1
+                f"({t_tile} px) needs about {plan.need_mb:.0f} MB with {method} and {n} frames")
+        boxes = list(tiles(h, w, t_tile, overlap))
+        single = len(boxes) == 1
         acc = None if single else np.zeros(out_shape, np.float32)
         wsum = None if single else np.zeros((h, w), np.float32)
         decision = None
         maps: dict[str, np.ndarray] = {}
-        area_params = {p.name: params.get(p.name, p.default) for p in m.params if p.name in AREA_FRACTION_PARAMS}
+        area_params = {k: v for k, v in m.options(params).items() if k in m.area_options}
 
         def tile_params_for(area: int) -> dict:
             """Options that are fractions of the image area, rescaled to a tile of ``area`` px."""
@@ -517,7 +290,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
                 return params
             return {**params, **{k: min(0.5, float(v) * h * w / area) for k, v in area_params.items()}}
 
-        for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(tiles):
+        for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
             srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
             res: FusionResult = fuse(srcs, method=method, value_range=value_range,
                                      **tile_params_for((py1 - py0) * (px1 - px0)))
@@ -526,8 +299,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
             if single:
                 acc = f
             else:
-                ry = _ramp(py1 - py0, cy0 - py0, py1 - cy1, overlap)
-                rx = _ramp(px1 - px0, cx0 - px0, px1 - cx1, overlap)
+                ry = ramp(py1 - py0, cy0 - py0, py1 - cy1, overlap)
+                rx = ramp(px1 - px0, cx0 - px0, px1 - cx1, overlap)
                 wt = ry[:, None] * rx[None, :]
                 acc[py0:py1, px0:px1] += f * (wt[..., None] if f.ndim == 3 else wt)
                 wsum[py0:py1, px0:px1] += wt
@@ -542,8 +315,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
                         maps[name] = np.zeros((h, w), arr.dtype)
                     maps[name][cy0:cy1, cx0:cx1] = arr[core]
             res = f = None
-            _trim_heap()
-            prog("fuse", k + 1, len(tiles))
+            release_memory()
+            prog("fuse", k + 1, len(boxes))
     if dtype == np.float32:
         fused = acc
         if not single:
@@ -561,5 +334,5 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = "sff", param
     if decision is not None and alignment is not None and len(alignment.aligned) < len(alignment.status):
         decision = np.asarray(alignment.aligned, np.int16)[decision]  # indices of the input frames
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
-    return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=len(tiles),
+    return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=len(boxes),
                        tile_size=t_tile, info=info)

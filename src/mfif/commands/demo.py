@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..methods import DEFAULT_METHOD
 from ..options import number_arg
 
 
@@ -19,7 +20,7 @@ def register(sub):
                        description="Synthesise a multi-focus pair from a photo that scikit-image ships, fuse it "
                                    "with SFF (and the classic methods for comparison), write everything to OUT.")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    p.add_argument("--method", default="sff", help="main method (default sff)")
+    p.add_argument("--method", default=DEFAULT_METHOD, help=f"main method (default {DEFAULT_METHOD})")
     p.add_argument("--seed", type=number_arg(lo=0, integer=True), default=7, help="seed of the synthetic pair")
     p.add_argument("--compare", default="average,dwt,laplacian,gff,focus-map",
                    help="comma-separated methods to compare against ('' for none)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..methods import DEFAULT_METHOD
 from ..options import number_arg
 
 
@@ -35,7 +36,8 @@ def register(sub):
 
 def add_stack_options(p) -> None:
     """The options of fusing one stack, which ``mfif fuse`` and ``mfif batch`` share."""
-    p.add_argument("-m", "--method", default="sff", help="fusion method (see `mfif methods`; default sff)")
+    p.add_argument("-m", "--method", default=DEFAULT_METHOD,
+                   help=f"fusion method (see `mfif methods`; default {DEFAULT_METHOD})")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, repeatable (see `mfif methods -v`)")
     p.add_argument("--prefer", choices=("none", "near", "far"), default=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import UsageError
+from ..methods import DEFAULT_METHOD
 from ..options import number_arg
 
 
@@ -21,7 +22,8 @@ def register(sub):
                    help="minutes a job and its files are kept (default 60); all are deleted at exit")
     p.add_argument("--max-memory", type=number_arg(lo=0, lo_open=True), default=4096, metavar="MB",
                    help="memory budget of one fusion, as for `mfif fuse` (default 4096)")
-    p.add_argument("-m", "--method", default="sff", help="method the page selects first (default sff)")
+    p.add_argument("-m", "--method", default=DEFAULT_METHOD,
+                   help=f"method the page selects first (default {DEFAULT_METHOD})")
     return p
 
 

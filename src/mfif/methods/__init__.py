@@ -14,7 +14,10 @@ from typing import Any, Callable
 from ..errors import UsageError
 from ..options import check_number
 
-__all__ = ["Param", "Method", "METHODS", "get_method", "parse_params"]
+__all__ = ["Param", "Method", "METHODS", "DEFAULT_METHOD", "get_method", "parse_params"]
+
+#: The method used when none is named (``mfif fuse``, :func:`mfif.fuse`, :func:`mfif.stack.fuse_stack`).
+DEFAULT_METHOD = "sff"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,25 @@ class Param:
 
 @dataclass(frozen=True)
 class Method:
-    """A registered fusion method."""
+    """A registered fusion method, and what an engine needs to know to tile it.
+
+    Attributes
+    ----------
+    name, target, summary, params
+        The name users give, ``"module:function"`` of the pure fusion function, one line of
+        description and its options.
+    needs_torch, has_decision
+        Whether it imports PyTorch; whether it returns a decision (depth) map.
+    halo : int
+        Context (px) a tile needs on each side for its core to come out as in a whole-image
+        run; engines overlap tiles by this much.
+    area_options : tuple of str
+        Options given as fractions of the image area; engines rescale them to a tile's area so
+        that a tile removes the same absolute region sizes as a whole-image run.
+    resources : Resources or str
+        Its memory model (:class:`mfif.tiling.Resources`), or ``"module:attribute"`` of one
+        (imported only when an engine asks).
+    """
 
     name: str
     target: str  # "module:function"
@@ -66,10 +87,31 @@ class Method:
     params: tuple[Param, ...] = field(default_factory=tuple)
     needs_torch: bool = False
     has_decision: bool = False
+    halo: int = 64
+    area_options: tuple[str, ...] = ()
+    resources: Any = None
 
     def load(self) -> Callable:
         mod, fn = self.target.split(":")
         return getattr(importlib.import_module(mod), fn)
+
+    def options(self, given: dict | None = None) -> dict:
+        """Every option's value: the defaults, updated with ``given`` (already checked)."""
+        out = {p.name: p.default for p in self.params}
+        out.update(given or {})
+        return out
+
+    def load_resources(self):
+        """The :class:`mfif.tiling.Resources` engines plan tiles with."""
+        from ..tiling import Resources
+
+        r = self.resources
+        if r is None:
+            return Resources()
+        if isinstance(r, str):
+            mod, attr = r.split(":")
+            return getattr(importlib.import_module(mod), attr)
+        return r
 
 
 def _wavelets() -> tuple:

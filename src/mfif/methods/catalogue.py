@@ -1,6 +1,7 @@
 """Declarations of every fusion method (name, function, options)."""
 from __future__ import annotations
 
+from ..tiling import MemoryModel, Resources
 from . import Method, Param, _wavelets, register
 
 #: The options every decision-map method takes (:func:`mfif.decision.prefer_decision`).
@@ -40,6 +41,7 @@ register(Method(
               min=0.1, max=1.0),
     ) + PREFER_PARAMS,
     needs_torch=True, has_decision=True,
+    area_options=("min_region", "min_region_floor"), resources="mfif.sff.resources:RESOURCES",
 ))
 
 register(Method(
@@ -95,6 +97,8 @@ register(Method(
         Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
     ) + PREFER_PARAMS,
     has_decision=True,
+    area_options=("min_region",),
+    resources=Resources(MemoryModel(per_frame=50.0, fixed=24.0, const=8e6)),  # measured: docs/stacks.md
 ))
 
 register(Method(
@@ -111,4 +115,5 @@ register(Method(
         Param("filters", str, "", "PCANet filters .npz from python -m mfif.pcanet_fit (default: the shipped filters)"),
     ) + PREFER_PARAMS,
     has_decision=True,
+    area_options=("min_region",),
 ))

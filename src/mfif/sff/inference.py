@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .model import PATCH
+from .resources import grid_tiles
 
 
 def pairwise_from_projections(net, proj: list[tuple[torch.Tensor, torch.Tensor]], *,
@@ -80,7 +81,7 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
     workers = threads if threads and threads > 0 else (os.cpu_count() or 1)
     h, w = grays[0].shape
     half = PATCH // 2
-    kh, kw = h // stride + 1, w // stride + 1
+    kh, kw, per_tile = grid_tiles(h, w, stride=stride, tile=tile)
     # Pad so that every window start s*k (k < kh) has a full window, plus alignment slack.
     ph = (kh - 1) * stride + PATCH
     pw = (kw - 1) * stride + PATCH
@@ -88,10 +89,6 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
     for g in grays:
         p = np.pad(g, ((half, ph - h - half), (half, pw - w - half)), mode="reflect")
         padded.append(torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)))
-    t = max(8 * (int(tile) // 8), 64)
-    per_tile = max((t - PATCH) // stride + 1, 1)  # grid outputs per tile side
-    per_tile -= per_tile % 2  # keep tile starts at multiples of 8 px for stride 4
-    per_tile = max(per_tile, 2 if stride == 4 else 1)
     out = np.zeros((len(grays), kh, kw), np.float32)
     boxes = [(k0, min(kh, k0 + per_tile), l0, min(kw, l0 + per_tile))
              for k0 in range(0, kh, per_tile) for l0 in range(0, kw, per_tile)]

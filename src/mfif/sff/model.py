@@ -28,7 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PATCH = 22  #: side of the square patch the classifier sees (its receptive field)
+from .resources import PATCH  # noqa: F401  (re-exported: the network's patch side)
+
 STRIDE = 8  #: stride of the dense score grid with the paper's 2x2/2 pooling everywhere
 
 
