@@ -50,7 +50,7 @@ train: $(STAMP)
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info src/*.egg-info
 
-# --- synthetic data (issue 4): the paper-shaped sets, see docs/synth.md -----------------------
+# --- synthetic data: the paper-shaped sets, see docs/synth.md ------------------------------------
 # 1,412 training cases (1,270 train + 142 val, from 270 + 30 disjoint BSDS500 train photos)
 # and 904 test cases (from the 200 BSDS500 test photos), 512x512, two sources each.
 SYNTH_TRAIN_IMAGES ?= ../shared/data/train_images
@@ -71,7 +71,7 @@ synth-paper-color: $(STAMP)
 # `make synth` (declared phony above) builds the gray paper-shaped set.
 synth: synth-paper
 
-# --- benchmark (issue 6): methods x data sets x metrics, see docs/benchmark.md ---------------
+# --- benchmark: methods x data sets x metrics, see docs/benchmark.md -----------------------------
 # bench-quick: CI-sized (2 cases per data set). bench-paper: the full paper-shaped gray test split
 # (904 cases; read from data-synth/paper-gray when built, else synthesised on the fly, same cases),
 # 100 colour cases and every real pair, all methods, BENCH_JOBS worker processes.

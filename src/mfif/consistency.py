@@ -77,7 +77,7 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int, confidence: np.
         return d
     conf = None if confidence is None else np.asarray(confidence, dtype=np.float64).ravel()
     small = np.zeros(d.shape, bool)
-    labels = np.flatnonzero(np.bincount(d.ravel())) if d.min() >= 0 else np.unique(d)  # bincount: about 5x faster than np.unique
+    labels = np.flatnonzero(np.bincount(d.ravel())) if d.min() >= 0 else np.unique(d)  # bincount: cheaper than np.unique
     for lab in labels:
         mask = (d == lab).astype(np.uint8)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)

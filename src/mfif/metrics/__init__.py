@@ -1,7 +1,8 @@
 """Fusion-quality metrics: with a reference, with a label mask, and without reference.
 
-Every metric follows the definitions in the project specification (``SPEC.md``, "Metric
-definitions to follow"); ``docs/metrics.md`` lists each formula, its constants and its reference.
+``docs/metrics.md`` lists each formula, its constants, its variant and its reference. The
+no-reference metrics default to the published MATLAB toolbox's variants (the code behind the
+survey tables mfif compares itself with).
 
 Input scale
 -----------

@@ -57,7 +57,7 @@ def _qmi255(f: np.ndarray, srcs: Sequence[np.ndarray]) -> float:
 def qmi(fused, sources) -> float:
     """Normalised mutual information Q_MI (Hossny et al.).
 
-    Variant (as ``SPEC.md``): each gray image is rescaled to integers
+    Variant (the published ``metricMI.m``): each gray image is rescaled to integers
     ``round(255 (x - min) / (max - min))`` (a constant image becomes 0); entropies and mutual
     information come from 256-bin (joint) histograms with ``log2``;
     ``Q_MI = 2 [MI(A,F) / (H(A) + H(F)) + MI(B,F) / (H(B) + H(F))]``, with

@@ -64,7 +64,7 @@ def _qy255(f: np.ndarray, srcs: Sequence[np.ndarray], constants: str = "toolbox"
 def qy(fused, sources, *, constants: str = "toolbox") -> float:
     """Yang's structural-similarity fusion metric Q_Y.
 
-    Variant (as ``SPEC.md``): local SSIM maps with a 7x7 Gaussian window, sigma 1.5
+    Definition: local SSIM maps with a 7x7 Gaussian window, sigma 1.5
     (normalised), over the valid region, on gray 0..255 images. Where ``SSIM(A,B) >= 0.75``
     the local score is ``lambda SSIM(A,F) + (1 - lambda) SSIM(B,F)`` with
     ``lambda = var_A / (var_A + var_B)`` (local variances; 0.5 where both are 0), elsewhere

@@ -28,8 +28,8 @@ def pairwise_from_projections(net, proj: list[tuple[torch.Tensor, torch.Tensor]]
 
     The head runs over bands of grid rows of about ``chunk_bytes`` per projection, every pair
     within a band before the next: its temporaries then stay in cache instead of streaming
-    whole-tile 256-channel maps through memory once per pair (measured 3x faster for 20
-    sources). Row bands do not change any value.
+    whole-tile 256-channel maps through memory once per pair. Row bands do not change any
+    value.
     """
     n = len(proj)
     h, w, c = proj[0][0].shape[1:]
@@ -52,9 +52,8 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
 
     Tiles are independent, so they are spread over ``threads`` worker threads, each running
     PyTorch with one intra-op thread: on small tiles this keeps every core busy without the
-    synchronisation of intra-op parallelism (measured: about 25 % less CPU time than two
-    intra-op threads), and a tile of a few hundred pixels keeps a layer's activations in cache
-    (384 px took 30 % less CPU time per megapixel than 512 px and half that of 768 px).
+    synchronisation of intra-op parallelism, and a tile of a few hundred pixels keeps a layer's
+    activations in cache (docs/benchmark.md has the measurements behind the default tile).
 
     Parameters
     ----------
