@@ -82,8 +82,8 @@ BENCH_EXTRA ?=
 .PHONY: bench-quick bench-paper
 
 bench-quick: $(STAMP)
-	$(VENV)/bin/mfif bench --quick --out $(BENCH_OUT)/quick $(BENCH_EXTRA)
+	$(PY) benchmarks/paperbench.py --quick --out $(BENCH_OUT)/quick $(BENCH_EXTRA)
 
 bench-paper: $(STAMP)
-	$(VENV)/bin/mfif bench --datasets paper-gray,paper-color:100,classic,mffw2,mffw3 --jobs $(BENCH_JOBS) \
+	$(PY) benchmarks/paperbench.py --datasets paper-gray,paper-color:100,classic,mffw2,mffw3 --jobs $(BENCH_JOBS) \
 		--out $(BENCH_OUT)/paper $(BENCH_EXTRA)

@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 
 from mfif import bench as B
+from mfif import metrics as M
 from mfif.cli import main
 from mfif.errors import UsageError
 from mfif.io import from_float, write_image
 from mfif.methods import METHODS, Method
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import paperbench as P  # noqa: E402  (the project's benchmark, built on mfif.bench)
 
 
 def _write_case(folder: Path, seed: int, size: int = 128, names=("A", "B"), with_gt: bool = True) -> None:
@@ -110,16 +113,17 @@ def test_scan_layouts(tmp_path, tiny_set):
 
 
 def test_resolve_limits_names_and_missing_data(tmp_path, tiny_set):
-    ds = B.resolve_datasets([f"{tiny_set}:1", str(tiny_set)], data_root=None, synth_root=None)
+    ds = B.resolve_datasets([f"{tiny_set}:1", str(tiny_set)])
     assert [len(d.cases) for d in ds] == [1, 2]
     assert ds[0].name != ds[1].name  # same folder twice gets distinct names
     assert ds[0].total == 2
-    with pytest.raises(UsageError, match="unknown data set"):
+    with pytest.raises(UsageError, match="no such data set folder"):
         B.resolve_datasets(["nope"])
+    named = P.named_datasets(tmp_path, tmp_path)
     with pytest.raises(UsageError, match="test_images"):
-        B.resolve_datasets(["paper-gray"], data_root=tmp_path, synth_root=tmp_path)
+        B.resolve_datasets(["paper-gray"], named=named)
     msgs = []
-    assert B.resolve_datasets(["classic"], data_root=tmp_path, skip_missing=True, warn=msgs.append) == []
+    assert B.resolve_datasets(["classic"], named=named, skip_missing=True, warn=msgs.append) == []
     assert msgs and "real_pairs/classic" in msgs[0]
 
 
@@ -127,12 +131,12 @@ def test_measures_against_ground_truth(rng):
     import cv2
 
     gt = cv2.GaussianBlur(rng.random((64, 64), dtype=np.float32), (0, 0), 0.8)
-    assert B.sharpness_ratio(gt, gt) == pytest.approx(100.0)
-    assert B.sharpness_ratio(cv2.GaussianBlur(gt, (0, 0), 2.0), gt) < 50
-    assert B.artifact_rate(gt, gt) == 0.0
+    assert M.sharpness_ratio(gt, gt) == pytest.approx(100.0)
+    assert M.sharpness_ratio(cv2.GaussianBlur(gt, (0, 0), 2.0), gt) < 50
+    assert M.artifact_rate(gt, gt) == 0.0
     off = gt.copy()
     off[:16] = np.clip(off[:16] + 0.2, 0, 1)
-    assert B.artifact_rate(off, gt) == pytest.approx(25.0, abs=3)
+    assert M.artifact_rate(off, gt) == pytest.approx(25.0, abs=3)
 
 
 def test_ordering_check_verdicts():
@@ -140,11 +144,11 @@ def test_ordering_check_verdicts():
     for i in range(20):
         for m, v in (("sff", 0.95), ("pcanet", 0.90), ("dwt", 0.93)):
             rows.append({"dataset": "d", "case": str(i), "method": m, "status": "ok", "ssim": v + 0.001 * (i % 3)})
-    res = {(c["better"], c["worse"]): c for c in B.ordering_check(rows, "d")}
+    res = {(c["better"], c["worse"]): c for c in P.ordering_check(rows, "d")}
     assert res[("sff", "pcanet")]["verdict"] == "holds"
     assert res[("pcanet", "dwt")]["verdict"] == "reversed"
     assert res[("sff", "dwt")]["wins"] == 1.0
-    res = B.ordering_check([r for r in rows if r["method"] != "sff"], "d")
+    res = P.ordering_check([r for r in rows if r["method"] != "sff"], "d")
     assert res[0]["verdict"].startswith("not measured")
 
 
@@ -153,7 +157,7 @@ def test_paper_sets_on_the_fly_match_the_built_set(shared_data):
     built = REPO / "data-synth" / "paper-gray"
     if not (built / "manifest.json").is_file():
         pytest.skip("data-synth/paper-gray not built (make synth-paper)")
-    fly = B.builtin_dataset("paper-gray", data_root=shared_data, synth_root=None)
+    fly = P.builtin_dataset("paper-gray", data_root=shared_data, synth_root=None)
     assert len(fly.cases) == 904 and fly.cases[0].synth is not None
     ref = B.scan_folder(built)
     a, b = B.load_case(fly.cases[7]), B.load_case(ref.cases[7])
@@ -170,8 +174,7 @@ def test_bench_cli_end_to_end(tmp_path, tiny_set, broken_methods, capsys):
     rc = main(["bench", str(tiny_set), "-m", "average,focus-map,pcanet,broken,late", "-o", str(out), "-q",
                "-p", "focus-map.window=9"])
     assert rc == 0
-    for name in ("results.csv", "summary.csv", "summary.md", "run.json", "grid.png", "bar_ssim.png",
-                 "bar_qabf.png", "bar_s_per_mp.png", "bar_peak_mb.png"):
+    for name in ("results.csv", "summary.csv", "run.json"):
         assert (out / name).is_file(), name
     rows = _read_csv(out / "results.csv")
     assert list(rows[0]) == list(B.CSV_COLUMNS)
@@ -191,30 +194,39 @@ def test_bench_cli_end_to_end(tmp_path, tiny_set, broken_methods, capsys):
         assert float(avg["sharpness"]) < float(pc["sharpness"])
         assert by[(case, "broken")]["status"] == "failed" and "AttributeError" in by[(case, "broken")]["error"]
         assert by[(case, "late")]["status"] == "error" and "too big" in by[(case, "late")]["error"]
-    md = (out / "summary.md").read_text()
-    assert "Table 2, measured" in md and "SFF > PCA-Net" in md and "Methods with failures" in md
-    assert "| pcanet |" in md and "0.87" in md
     summary = _read_csv(out / "summary.csv")
     assert {r["method"] for r in summary} == {"average", "focus-map", "pcanet", "broken", "late"}
     assert json.loads((out / "run.json").read_text())["params"] == {"focus-map": {"window": 9}}
-    assert "broken" in capsys.readouterr().err
+    cap = capsys.readouterr()
+    assert "broken" in cap.err and "| focus-map |" in cap.out  # the printed summary table
     # --strict turns failures into exit status 1
-    assert main(["bench", f"{tiny_set}:1", "-m", "average,broken", "-o", str(out), "-q", "--no-plots",
-                 "--strict"]) == 1
+    assert main(["bench", f"{tiny_set}:1", "-m", "average,broken", "-o", str(out), "-q", "--strict"]) == 1
+
+
+@pytest.mark.slow
+def test_paperbench_report(tmp_path, tiny_set):
+    out = tmp_path / "paper"
+    assert P.main([str(tiny_set), "-m", "average,focus-map,pcanet", "-o", str(out), "-q"]) == 0
+    for name in ("results.csv", "summary.csv", "summary.md", "run.json", "grid.png", "bar_ssim.png",
+                 "bar_qabf.png", "bar_s_per_mp.png", "bar_peak_mb.png"):
+        assert (out / name).is_file(), name
+    md = (out / "summary.md").read_text()
+    assert "Table 2, measured" in md and "SFF > PCA-Net" in md
+    assert "| pcanet |" in md and "0.87" in md
 
 
 def test_bench_without_data_says_what_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MFIF_DATA", raising=False)
     (tmp_path / "nodata").mkdir()
-    rc = main(["bench", "--quick", "--data-root", str(tmp_path / "nodata"), "--synth-root", str(tmp_path / "nodata"),
-               "-o", str(tmp_path / "o"), "-q"])
+    rc = P.main(["--quick", "--data-root", str(tmp_path / "nodata"), "--synth-root", str(tmp_path / "nodata"),
+                 "-o", str(tmp_path / "o"), "-q"])
     assert rc == 2
-    err = capsys.readouterr().err
-    assert "no data set to benchmark" in err and "test_images" in err
+    assert "no data set" in capsys.readouterr().err
     assert main(["bench", str(tmp_path / "missing"), "-q"]) == 2
-    assert main(["bench", "-m", "nope", "-q"]) == 2
+    assert main(["bench", str(tmp_path), "-m", "nope", "-q"]) == 2
     assert main(["bench", str(tmp_path), "-p", "average.x=1", "-m", "gff", "-q"]) == 2
+    assert main(["bench", "-q"]) == 2  # a folder is required
 
 
 def test_run_bench_api_with_workers(tiny_set):
@@ -224,7 +236,7 @@ def test_run_bench_api_with_workers(tiny_set):
         ("case_0000", "average"), ("case_0000", "gff"), ("case_0001", "average"), ("case_0001", "gff")]
     assert all(r["status"] == "ok" for r in res.rows)
     assert res.grid["case"] == "case_0000" and set(res.grid["fused"]) == {"average", "gff"}
-    y, x, s = B.zoom_window(res.grid)
+    y, x, s = P.zoom_window(res.grid)
     h, w = res.grid["sources"][0].shape
     assert 0 <= y <= h - s and 0 <= x <= w - s
     s_avg = [s for s in B.summarize(res.rows) if s["method"] == "average"][0]
@@ -233,9 +245,9 @@ def test_run_bench_api_with_workers(tiny_set):
 
 def test_reuse_runs_only_what_is_missing(tmp_path, tiny_set):
     first = tmp_path / "first"
-    assert main(["bench", str(tiny_set), "-m", "average", "-o", str(first), "-q", "--no-plots",
-                 "--grid-case", "nosuch/case_0001"]) == 2  # no such data set
-    assert main(["bench", str(tiny_set), "-m", "average", "-o", str(first), "-q", "--no-plots"]) == 0
+    assert P.main([str(tiny_set), "-m", "average", "-o", str(first), "-q", "--no-plots",
+                   "--grid-case", "nosuch/case_0001"]) == 2  # no such data set
+    assert main(["bench", str(tiny_set), "-m", "average", "-o", str(first), "-q"]) == 0
     old = B.read_results(first)
     assert isinstance(old[0]["ssim"], float) and isinstance(old[0]["width"], int)
     ds = B.scan_folder(tiny_set)

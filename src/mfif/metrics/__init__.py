@@ -42,6 +42,7 @@ from .reference import (
     ssim,
     ssim_map,
 )
+from .sharpness import artifact_rate, sharpness_ratio
 from .structural import qy, ssim_avg
 
 __all__ = [
@@ -64,4 +65,6 @@ __all__ = [
     "ssim_avg",
     "evaluate",
     "CaseMetrics",
+    "sharpness_ratio",
+    "artifact_rate",
 ]
