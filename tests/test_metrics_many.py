@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mfif import bench as B
+from mfif.bench import run as B
 from mfif import metrics as M
 from mfif.errors import UsageError
 

@@ -43,22 +43,15 @@ def metric_xydeas(img1, img2, fuse):
     fuse_g, fuse_a = grads(fuse)
     g1, a1 = grads(img1)
     g2, a2 = grads(img2)
-
-    bimap = g1 > fuse_g
-    g1 = g1 + (g1 == 0) * 0.00001
-    buffer1 = fuse_g / g1
-    fuse_g = fuse_g + (fuse_g == 0) * 0.00001
-    buffer2 = g1 / fuse_g
-    gaf = bimap * buffer1 + (1 - bimap) * buffer2
-    aaf = 1 - np.abs(a1 - fuse_a) * 2 / np.pi
-
-    bimap = g2 > fuse_g
-    g2 = g2 + (g2 == 0) * 0.00001
-    buffer1 = fuse_g / g2
-    fuse_g = fuse_g + (fuse_g == 0) * 0.00001
-    buffer2 = g2 / fuse_g
-    gbf = bimap * buffer1 + (1 - bimap) * buffer2
-    abf = 1 - np.abs(a2 - fuse_a) * 2 / np.pi
+    kept = []
+    for g, a in ((g1, a1), (g2, a2)):  # the script's two identical blocks, in its order
+        bimap = g > fuse_g
+        g = g + (g == 0) * 0.00001
+        buffer1 = fuse_g / g
+        fuse_g = fuse_g + (fuse_g == 0) * 0.00001  # replaced in place: the second block sees it
+        buffer2 = g / fuse_g
+        kept.append((bimap * buffer1 + (1 - bimap) * buffer2, 1 - np.abs(a - fuse_a) * 2 / np.pi, g))
+    (gaf, aaf, g1), (gbf, abf, g2) = kept
 
     gama1, gama2, k1, k2, delta1, delta2 = 0.9994, 0.9879, -15, -22, 0.5, 0.8
     qaf = gama1 / (1 + np.exp(k1 * (gaf - delta1))) * gama2 / (1 + np.exp(k2 * (aaf - delta2)))

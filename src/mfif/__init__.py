@@ -8,12 +8,13 @@ with :mod:`mfif.sff` (the Semantic Focus Fusion CNN), :mod:`mfif.methods` (class
 baselines), :mod:`mfif.metrics`, :mod:`mfif.synth` (synthetic data with ground truth) and the
 ``mfif`` command line beside it.
 """
-from .api import fuse
+__version__ = "0.1.0"  # first: submodules read it while the package is still importing
+
+from .api import fuse  # noqa: E402
 from .errors import UsageError
 from .io import read_image, read_stack, write_image, to_float, from_float
 from .methods import METHODS
 from .result import FusionResult
 
-__version__ = "0.1.0"
 __all__ = ["fuse", "FusionResult", "UsageError", "read_image", "read_stack", "write_image",
            "to_float", "from_float", "METHODS", "__version__"]

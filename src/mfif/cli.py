@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -75,7 +76,6 @@ def _install_signal_handlers() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit status (0 done, 1 internal error, 2 usage error)."""
-    import os
 
     import signal
 

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import glob as _glob
+import io
 import os
 import re
+import stat
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
+import tifffile
 
 from .errors import UsageError
-
 from .raw import RAW_EXTENSIONS, RawSettings, is_raw
 
 #: File extensions recognised when a directory or glob is given as a stack (camera RAW included).
@@ -169,7 +173,6 @@ def _tiff_plan(path: Path, tf) -> tuple:
 
 
 def _tiff_info(path: Path) -> ImageInfo:
-    import tifffile
 
     with tifffile.TiffFile(str(path)) as tf:
         first, _, out, photometric, orientation = _tiff_plan(path, tf)
@@ -188,7 +191,6 @@ def _tiff_shape(path: Path, page) -> tuple:
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
-    import tifffile
 
     with tifffile.TiffFile(str(path)) as tf:
         first, native, out, photometric, orientation = _tiff_plan(path, tf)
@@ -278,7 +280,6 @@ def _pil_info(path: Path) -> ImageInfo:
 
 def _read_png16(path: Path) -> np.ndarray:
     """16-bit PNG (Pillow truncates 16-bit colour to 8 bits): decode with OpenCV."""
-    import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -331,7 +332,6 @@ def _upright(shape: tuple, orientation: int) -> tuple:
 
 def _check_readable(p: Path) -> None:
     """A clear message for a path that cannot be opened: missing, a loop, too long, a folder..."""
-    import errno
 
     try:
         st = os.stat(p)
@@ -342,11 +342,10 @@ def _check_readable(p: Path) -> None:
         if exc.errno == errno.ENOENT and os.path.islink(p):
             why = "a broken symbolic link"
         raise UsageError(f"{display_path(p)}: {why}") from None
-    import stat as _stat
 
-    if _stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{display_path(p)}: is a directory, not an image file")
-    if not _stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         raise UsageError(f"{display_path(p)}: not a regular file")
     if not os.access(p, os.R_OK):
         raise UsageError(f"{display_path(p)}: permission denied")
@@ -733,7 +732,6 @@ def _umask() -> int:
 
 def _final_mode(p: Path) -> int:
     """Mode for the file at ``p``: an existing file's own mode, else 0666 less the umask."""
-    import stat
 
     try:
         return stat.S_IMODE(os.stat(p).st_mode)
@@ -827,7 +825,6 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, protect: Iterable[s
         if metadata is None or ext == ".bmp":
             _encode(f, img, ext, quality)
         else:
-            import io
 
             from .metadata import embed_metadata
 
@@ -848,7 +845,6 @@ def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = N
     """Encode ``img`` into the open binary file ``f`` in the format of ``ext`` (``icc``: an ICC
     profile for Pillow's 8-bit PNG)."""
     if ext in (".tif", ".tiff"):
-        import tifffile
 
         photometric = "rgb" if img.ndim == 3 else "minisblack"
         tifffile.imwrite(f, img, photometric=photometric, planarconfig="contig" if img.ndim == 3 else None,
@@ -858,7 +854,6 @@ def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = N
 
     if img.dtype == np.uint16:
         # PNG 16-bit: Pillow writes 16-bit gray only; use OpenCV for 16-bit colour.
-        import cv2
 
         arr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
         ok, buf = cv2.imencode(".png", arr)

@@ -17,10 +17,14 @@ References
 """
 from __future__ import annotations
 
+import calendar
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import __version__
 
 __all__ = ["Metadata", "read_metadata", "software_only", "for_output", "embed_metadata", "capture_time"]
 
@@ -96,7 +100,6 @@ def read_metadata(path: str | os.PathLike) -> Metadata:
 
 
 def _software() -> str:
-    from . import __version__
 
     return f"mfif {__version__}"
 
@@ -146,8 +149,6 @@ def capture_time(path: str | os.PathLike) -> float | None:
     The value has no time zone; it is read as UTC, which is right for differences between the
     frames of one camera.
     """
-    import calendar
-    import time
 
     got = _read(path, "exif")
     if got is None:

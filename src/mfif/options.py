@@ -8,6 +8,7 @@ the synthesis options) says the same thing the same way.
 """
 from __future__ import annotations
 
+import argparse
 import math
 from typing import Any, Callable
 
@@ -104,7 +105,6 @@ def number_arg(**limits) -> Callable[[str], float | int]:
     ``parser.add_argument("--band", type=number_arg(lo=0))``. argparse prefixes the flag, so a
     bad value reads ``argument -k/--band: must be a finite number >= 0, got nan``.
     """
-    import argparse
 
     def parse(text: str):
         try:

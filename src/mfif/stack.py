@@ -34,6 +34,7 @@ References
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -46,11 +47,13 @@ import numpy as np
 
 from .align import estimate_transforms, warp_frame
 from .errors import UsageError
-from .io import check_sources, from_float, read_image as _read_image
+from .io import check_sources, from_float
+from .io import read_image as _read_image
 from .methods import DEFAULT_METHOD
 from .result import FusionResult
 from .sysinfo import release_memory
 from .tiling import plan_tiles, ramp, tiles
+
 
 @dataclass
 class StackResult:
@@ -202,7 +205,6 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
         ``fused`` in the frames' dtype; ``decision`` (source index per pixel) when the method
         has one.
     """
-    import functools
 
     from .api import fuse
     from .methods import get_method, parse_params

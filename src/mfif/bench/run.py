@@ -34,12 +34,14 @@ import csv
 import io
 import json
 import math
+import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from ..api import fuse
@@ -47,7 +49,13 @@ from ..errors import UsageError
 from ..io import from_float, write_text
 from ..methods import METHODS, get_method, parse_params
 from ..metrics import CaseMetrics, as_gray255, evaluate
-from ..metrics.sharpness import _artifacts, _gradient_energy, _sharpness, artifact_rate, sharpness_ratio  # noqa: F401
+from ..metrics.sharpness import (  # noqa: F401
+    _artifacts,
+    _gradient_energy,
+    _sharpness,
+    artifact_rate,
+    sharpness_ratio,
+)
 from ..sysinfo import PeakMemory, memory_probe
 from .cases import CaseData, CaseSpec, Dataset, load_case, scan_folder  # noqa: F401
 
@@ -257,7 +265,6 @@ def _run_case(spec: CaseSpec, methods: Sequence[str], params: dict, keep: bool,
 
 def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import cv2
 
     cv2.setNumThreads(1)
 
@@ -384,7 +391,6 @@ def run_bench(datasets: Sequence[Dataset], methods: Sequence[str] | None = None,
             if progress:
                 progress(i + 1, total, f"{spec.dataset}/{spec.name}")
     else:
-        import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("spawn")

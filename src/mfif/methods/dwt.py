@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pywt
 
 from ..errors import UsageError
 from ..result import FusionResult
@@ -17,7 +18,6 @@ DEFAULT_LEVEL = 4
 
 def dwt_max_level(shape: tuple[int, ...], wavelet: str) -> int:
     """Deepest useful decomposition level of an image of ``shape`` (``pywt.dwt_max_level``)."""
-    import pywt
 
     return int(pywt.dwt_max_level(min(shape[:2]), pywt.Wavelet(wavelet).dec_len))
 
@@ -68,7 +68,6 @@ def fuse_dwt(sources: Sequence[np.ndarray], *, wavelet: str = "sym4", level: int
     .. [2] G. Pajares and J. M. de la Cruz, "A wavelet-based image fusion tutorial",
        Pattern Recognition 37(9), 2004.
     """
-    import pywt
 
     check_count("dwt", sources)
     if wavelet not in pywt.wavelist(kind="discrete"):

@@ -19,14 +19,8 @@ DEFAULT_LEVELS = 4
 def fuse_laplacian(sources: Sequence[np.ndarray], *, levels: int | None = None) -> FusionResult:
     """Fuse with a Laplacian pyramid: max-abs on the detail levels, mean on the residual.
 
-    Each source is decomposed into a Laplacian pyramid with ``levels`` band-pass levels plus
-    a low-pass residual. Each band-pass coefficient of the result comes from the source whose
-    coefficient has the largest magnitude; the residual is the mean of the sources'. The
-    pyramid is then collapsed and clipped to [0, 1].
-
-    Colour: the choice of source is made from the magnitude of the luminance coefficient
-    (BT.601; the pyramid is linear, so this is the luminance image's coefficient) and applied
-    to all three channels, which avoids colour fringes.
+    The fusion itself is the shared blend stage :func:`mfif.blend.pyramid_blend` (colour decided
+    on luminance); this method picks the depth and clips the result to [0, 1].
 
     Parameters
     ----------

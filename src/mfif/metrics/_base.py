@@ -1,6 +1,7 @@
 """Shared by every metric: the gray 0..255 input scale, input checks and local window statistics."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..errors import UsageError
@@ -155,7 +156,6 @@ def _gauss1d(size: int, sigma: float) -> np.ndarray:
 
 def _filter_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Correlate with the separable kernel ``k k^T`` and keep the 'valid' part."""
-    import cv2
 
     r = len(k) // 2
     y = cv2.sepFilter2D(x, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from ..errors import UsageError
@@ -32,7 +33,6 @@ def _sobel(x: np.ndarray, variant: str = "toolbox") -> tuple[np.ndarray, np.ndar
     ``conv2`` with the kernels of the paper (``s_x = -d/dx``, ``s_y = +d/dy``) and ``pi/2``
     where ``s_x = 0``. The signs matter only through those conventions.
     """
-    import cv2
 
     sx = cv2.Sobel(x, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_CONSTANT)
     sy = cv2.Sobel(x, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_CONSTANT)

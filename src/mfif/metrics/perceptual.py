@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from ..errors import UsageError
@@ -36,7 +37,6 @@ def _gauss_unnorm1d(sigma: float) -> np.ndarray:
 
 
 def _masked_contrast(x: np.ndarray, csf: np.ndarray) -> np.ndarray:
-    import cv2
     from scipy import fft as sfft
 
     y = sfft.irfft2(sfft.rfft2(x, workers=-1) * csf, s=x.shape, workers=-1)

@@ -5,6 +5,7 @@ and :func:`artifact_rate` (artifact presence: share of pixels far from the truth
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..errors import UsageError
@@ -18,7 +19,6 @@ ARTIFACT_THRESHOLD = 10.0
 
 
 def _gradient_energy(g: np.ndarray) -> float:
-    import cv2
 
     g = np.asarray(g, dtype=np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT_101)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from ..blend import seam_blend, weighted_blend
@@ -65,7 +66,6 @@ def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 
     With ``scale < 1`` the CNN sees copies downscaled by that factor (area averaging), which
     costs ``scale**2`` of the time; the score maps are upsampled back (bilinear).
     """
-    import cv2
 
     net, _ = load_model(weights or None)
     h, w = grays[0].shape

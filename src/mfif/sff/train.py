@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import synth
 from ..errors import UsageError
 from ..io import atomic_output, write_text
 from .model import PATCH, SFFNet
@@ -138,7 +139,6 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
     UsageError
         If the photo folder holds too few images or the output folder is unusable.
     """
-    from .. import synth
 
     torch.manual_seed(cfg.seed)
     n_threads = cfg.threads or os.cpu_count() or 1

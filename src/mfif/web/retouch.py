@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 from ..errors import UsageError
@@ -95,7 +96,6 @@ def stroke_mask(stroke: Stroke, width: int, height: int) -> tuple[tuple[int, int
         ``box = (x0, y0, x1, y1)`` in image pixels and a float32 mask of shape
         ``(y1 - y0, x1 - x0)`` with values in [0, 1]; None when the brush misses the image.
     """
-    import cv2
 
     box = _bbox(stroke, width, height)
     if box is None:
