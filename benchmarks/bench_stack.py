@@ -177,20 +177,17 @@ from mfif.stack import fuse_stack
 method, params, tile, budget = sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 paths = sys.argv[6:]
 
-def status():
-    d = {}
-    for line in open("/proc/self/status"):
-        k, _, v = line.partition(":")
-        if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-            d[k] = int(v.split()[0]) * 1024 / 1e6  # MB of 10**6 bytes, as --max-memory
-    return d
+from mfif.sysinfo import reset_peak, status_kib
+
+def status():  # MB of 10**6 bytes, as --max-memory
+    return {k: (status_kib(k) or 0) * 1024 / 1e6 for k in ("VmHWM", "VmRSS", "RssAnon", "RssFile")}
 
 warm = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
 fuse(list(warm), method=method, **params)  # imports, model load, library initialisation
 del warm
 gc.collect()
 base = status()
-open("/proc/self/clear_refs", "w").write("5")  # reset VmHWM to the current RSS
+reset_peak()  # VmHWM back to the current RSS
 t0 = time.perf_counter()
 res = fuse_stack(paths, method=method, params=params, tile=tile, max_memory_mb=budget)
 dt = time.perf_counter() - t0
@@ -297,13 +294,10 @@ import numpy as np, torch
 from mfif.sff.inference import pairwise_from_projections
 from mfif.sff.weights import load_model
 
+from mfif.sysinfo import reset_peak, status_kib
+
 def rss():
-    d = {}
-    for line in open("/proc/self/status"):
-        k, _, v = line.partition(":")
-        if k in ("VmHWM", "VmRSS"):
-            d[k] = int(v.split()[0]) * 1024 / 1e6
-    return d
+    return {k: (status_kib(k) or 0) * 1024 / 1e6 for k in ("VmHWM", "VmRSS")}
 
 n, side = int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)  # as each worker of the CNN pass runs
@@ -314,12 +308,12 @@ xs = [torch.from_numpy(rng.random((side, side), dtype=np.float32))[None, None].c
 with torch.inference_mode():
     net.project(net.features(xs[0][..., :64, :64], dense_stride=4))  # warm-up
     base = rss()["VmRSS"]
-    open("/proc/self/clear_refs", "w").write("5")
+    reset_peak()
     t0 = time.perf_counter()
     proj = [net.project(net.features(x, dense_stride=4)) for x in xs]
     t1 = time.perf_counter()
     after_proj = rss()
-    open("/proc/self/clear_refs", "w").write("5")
+    reset_peak()
     s = pairwise_from_projections(net, proj)
     t2 = time.perf_counter()
     end = rss()

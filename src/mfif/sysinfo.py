@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["available_memory", "release_memory", "memory_probe", "PeakMemory", "status_kib"]
+__all__ = ["available_memory", "release_memory", "memory_probe", "PeakMemory", "status_kib", "reset_peak"]
 
 _LIBC = None
 
@@ -47,7 +47,7 @@ def status_kib(field: str) -> int | None:
     return None
 
 
-def _reset_hwm() -> bool:
+def reset_peak() -> bool:
     """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS (Linux >= 4.0)."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -75,7 +75,7 @@ def memory_probe() -> str:
     """
     global _PROBE
     if _PROBE is None:
-        if _reset_hwm() and status_kib("VmHWM") is not None:
+        if reset_peak() and status_kib("VmHWM") is not None:
             _PROBE = "rss+trim" if release_memory() else "rss"
         else:
             _PROBE = "tracemalloc"
@@ -91,7 +91,7 @@ class PeakMemory:
         if probe == "rss+trim":
             release_memory()
         if self.mode == "rss":
-            _reset_hwm()
+            reset_peak()
             self.base = status_kib("VmRSS") or 0
         else:
             import tracemalloc
