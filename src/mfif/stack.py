@@ -49,7 +49,7 @@ from .align import estimate_transforms, warp_frame
 from .errors import UsageError
 from .io import check_sources, from_float
 from .io import read_image as _read_image
-from .methods import DEFAULT_METHOD
+from .methods import DEFAULT_METHOD, get_method, parse_params
 from .result import FusionResult
 from .sysinfo import release_memory
 from .tiling import plan_tiles, ramp, tiles
@@ -206,9 +206,6 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
         has one.
     """
 
-    from .api import fuse
-    from .methods import get_method, parse_params
-
     read_image = functools.partial(_read_image, raw=raw)
     params = dict(params or {})
     m = get_method(method)
@@ -216,125 +213,149 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     log = log or (lambda s: None)
     prog = progress or (lambda *a: None)
     paths = [Path(p) for p in paths]
-    n = len(paths)
-    if n < 2:
-        raise UsageError(f"need at least 2 sources, got {n}")
+    if len(paths) < 2:
+        raise UsageError(f"need at least 2 sources, got {len(paths)}")
     t_start = time.perf_counter()
-    first = read_image(paths[0])
-    shape, dtype = first.shape, first.dtype
-    # what later frames are checked against: first's shape and dtype without its pixels
-    ref = np.broadcast_to(np.zeros((), dtype), shape)
-    alignment = None
-    box = (0, 0, shape[1], shape[0])
-    transforms = None
+    frames = _Frames(paths, read_image)
+    alignment, transforms, box = None, None, (0, 0, frames.shape[1], frames.shape[0])
     if align:
-        def read_checked(p: Path) -> np.ndarray:
-            img = first if p == paths[0] else read_image(p)
-            check_sources([ref, img], [str(paths[0]), str(p)])
-            return img
-
         alignment = estimate_transforms(paths, reference=reference, model=align_model, max_residual=max_residual,
-                                        skip_unaligned=skip_unaligned, read=read_checked,
+                                        skip_unaligned=skip_unaligned, read=frames.read,
                                         progress=lambda k, total: prog("align", k, total))
         for line, status in zip(alignment.describe([p.name for p in paths]), alignment.status):
             log(("warning: " if status != "ok" else "") + line)
-        keep = alignment.aligned
-        paths = [paths[i] for i in keep]
-        transforms = [alignment.transforms[i] for i in keep]
-        if keep[0] != 0:
-            first = None
-        n = len(paths)
-        box = alignment.valid_box
-    bx0, by0, bx1, by1 = box
-    h, w = by1 - by0, bx1 - bx0
-    out_shape = (h, w) + tuple(shape[2:])
+        frames.keep(alignment.aligned)
+        transforms, box = [alignment.transforms[i] for i in alignment.aligned], alignment.valid_box
+    n = len(frames.paths)
+    h, w = box[3] - box[1], box[2] - box[0]
+    out_shape = (h, w) + tuple(frames.shape[2:])
+    dtype = frames.dtype
     with FrameCache(n, out_shape, dtype, cache_dir) as cache:
-        for i, p in enumerate(paths):
-            img = first if (i == 0 and first is not None) else read_image(p)
-            first = None
-            if i:
-                check_sources([ref, img], [str(paths[0]), str(p)])
-            if transforms is not None:
-                img = warp_frame(img, transforms[i], box=box)
-            else:
-                img = img[by0:by1, bx0:bx1]
-            cache.write(i, img)
-            if on_frame is not None:
-                on_frame(i, img)
-            img = None
-            prog("read", i + 1, n)
+        _fill_cache(cache, frames, transforms, box, on_frame, prog)
         t_read = time.perf_counter() - t_start
-        value_range = (cache.lo, cache.hi) if dtype.kind == "f" else None
-        channels = shape[2] if len(shape) == 3 else 1
         # everything known of the method comes from its registry entry: halo, memory, area options
         plan = plan_tiles(m, opts, n, h, w, max_memory_mb=max_memory_mb, tile=tile, overlap=overlap,
-                          channels=channels, itemsize=dtype.itemsize)
-        t_tile, overlap = plan.tile, plan.overlap
+                          channels=out_shape[2] if len(out_shape) == 3 else 1, itemsize=dtype.itemsize)
         if plan.fitted:
             params.update(plan.fitted)
-            opts.update(plan.fitted)
             log(f"memory budget {max_memory_mb:g} MB: inner pass with "
                 + ", ".join(f"{k}={v}" for k, v in plan.fitted.items()))
         if plan.need_mb > max_memory_mb:
             log(f"memory budget {max_memory_mb:g} MB: {'the smallest tile' if not tile else 'this tile'} "
-                f"({t_tile} px) needs about {plan.need_mb:.0f} MB with {method} and {n} frames")
-        boxes = list(tiles(h, w, t_tile, overlap))
-        single = len(boxes) == 1
-        acc = None if single else np.zeros(out_shape, np.float32)
-        wsum = None if single else np.zeros((h, w), np.float32)
-        decision = None
-        maps: dict[str, np.ndarray] = {}
-        area_params = {k: v for k, v in m.options(params).items() if k in m.area_options}
-
-        def tile_params_for(area: int) -> dict:
-            """Options that are fractions of the image area, rescaled to a tile of ``area`` px."""
-            if single:
-                return params
-            return {**params, **{k: min(0.5, float(v) * h * w / area) for k, v in area_params.items()}}
-
-        for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
-            srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
-            res: FusionResult = fuse(srcs, method=method, value_range=value_range,
-                                     **tile_params_for((py1 - py0) * (px1 - px0)))
-            srcs = None
-            f = res.fused
-            if single:
-                acc = f
-            else:
-                ry = ramp(py1 - py0, cy0 - py0, py1 - cy1, overlap)
-                rx = ramp(px1 - px0, cx0 - px0, px1 - cx1, overlap)
-                wt = ry[:, None] * rx[None, :]
-                acc[py0:py1, px0:px1] += f * (wt[..., None] if f.ndim == 3 else wt)
-                wsum[py0:py1, px0:px1] += wt
-            core = (slice(cy0 - py0, cy1 - py0), slice(cx0 - px0, cx1 - px0))
-            if res.decision is not None:
-                if decision is None:
-                    decision = np.zeros((h, w), np.int16)
-                decision[cy0:cy1, cx0:cx1] = res.decision[core]
-            if want_maps:
-                for name, arr in res.stage_maps().items():
-                    if name not in maps:
-                        maps[name] = np.zeros((h, w), arr.dtype)
-                    maps[name][cy0:cy1, cx0:cx1] = arr[core]
-            res = f = None
-            release_memory()
-            prog("fuse", k + 1, len(boxes))
-    if dtype == np.float32:
-        fused = acc
-        if not single:
-            fused /= (wsum[..., None] if acc.ndim == 3 else wsum)
-    else:  # in bands of rows: no full-size temporaries next to the accumulator
-        fused = np.empty(out_shape, dtype)
-        band = max(1, (1 << 22) // max(1, acc[0].size))
-        for y in range(0, h, band):
-            a = acc[y:y + band]
-            if not single:
-                ws = wsum[y:y + band]
-                a = a / (ws[..., None] if a.ndim == 3 else ws)
-            fused[y:y + band] = from_float(np.clip(a, 0.0, 1.0), dtype)
-        acc = None
+                f"({plan.tile} px) needs about {plan.need_mb:.0f} MB with {method} and {n} frames")
+        acc, wsum, decision, maps, n_tiles = _fuse_tiles(cache, m, params, plan, want_maps=want_maps, prog=prog)
+    fused = _assemble(acc, wsum, out_shape, dtype)
     if decision is not None and alignment is not None and len(alignment.aligned) < len(alignment.status):
         decision = np.asarray(alignment.aligned, np.int16)[decision]  # indices of the input frames
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
-    return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=len(boxes),
-                       tile_size=t_tile, info=info)
+    return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=n_tiles,
+                       tile_size=plan.tile, info=info)
+
+
+class _Frames:
+    """The stack's files: the first frame decoded once (it fixes shape and dtype), every frame
+    checked against it as it is read."""
+
+    def __init__(self, paths: list[Path], read_image: Callable):
+        self.paths, self._read = list(paths), read_image
+        self._first = read_image(self.paths[0])
+        self.shape, self.dtype = self._first.shape, self._first.dtype
+        self._ref = np.broadcast_to(np.zeros((), self.dtype), self.shape)  # shape and dtype, no pixels
+
+    def read(self, p: Path) -> np.ndarray:
+        """Frame ``p``, checked against the first frame (shape, channels, bit depth)."""
+        if p == self.paths[0] and self._first is not None:
+            return self._first
+        img = self._read(p)
+        check_sources([self._ref, img], [str(self.paths[0]), str(p)])
+        return img
+
+    def keep(self, indices: Sequence[int]) -> None:
+        """Only these frames go on (the ones alignment kept)."""
+        if indices[0] != 0:
+            self._first = None
+        self.paths = [self.paths[i] for i in indices]
+
+    def release_first(self) -> None:
+        self._first = None
+
+
+def _fill_cache(cache: FrameCache, frames: _Frames, transforms, box, on_frame, prog) -> None:
+    """Read every frame once, warp it into ``box`` (or crop to it) and store it in ``cache``."""
+    bx0, by0, bx1, by1 = box
+    n = len(frames.paths)
+    for i, p in enumerate(frames.paths):
+        img = frames.read(p)
+        if i == 0:
+            frames.release_first()
+        img = warp_frame(img, transforms[i], box=box) if transforms is not None else img[by0:by1, bx0:bx1]
+        cache.write(i, img)
+        if on_frame is not None:
+            on_frame(i, img)
+        img = None
+        prog("read", i + 1, n)
+
+
+def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, prog):
+    """Fuse the cached stack tile by tile: feathered fused accumulator, decision and maps by core.
+
+    Returns ``(acc, wsum, decision, maps, n_tiles)``; with one tile ``acc`` is the fused float
+    image itself and ``wsum`` None.
+    """
+    from .api import fuse
+
+    n, (h, w) = cache.n, cache.shape[:2]
+    value_range = (cache.lo, cache.hi) if cache.dtype.kind == "f" else None
+    boxes = list(tiles(h, w, plan.tile, plan.overlap))
+    single = len(boxes) == 1
+    acc = None if single else np.zeros(cache.shape, np.float32)
+    wsum = None if single else np.zeros((h, w), np.float32)
+    decision = None
+    maps: dict[str, np.ndarray] = {}
+    area_params = {k: v for k, v in m.options(params).items() if k in m.area_options}
+    for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
+        tile_params = params if single else {  # area fractions rescaled to this tile's area
+            **params, **{o: min(0.5, float(v) * h * w / ((py1 - py0) * (px1 - px0))) for o, v in area_params.items()}}
+        srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
+        res: FusionResult = fuse(srcs, method=m.name, value_range=value_range, **tile_params)
+        srcs = None
+        f = res.fused
+        if single:
+            acc = f
+        else:
+            ry = ramp(py1 - py0, cy0 - py0, py1 - cy1, plan.overlap)
+            rx = ramp(px1 - px0, cx0 - px0, px1 - cx1, plan.overlap)
+            wt = ry[:, None] * rx[None, :]
+            acc[py0:py1, px0:px1] += f * (wt[..., None] if f.ndim == 3 else wt)
+            wsum[py0:py1, px0:px1] += wt
+        core = (slice(cy0 - py0, cy1 - py0), slice(cx0 - px0, cx1 - px0))
+        if res.decision is not None:
+            if decision is None:
+                decision = np.zeros((h, w), np.int16)
+            decision[cy0:cy1, cx0:cx1] = res.decision[core]
+        if want_maps:
+            for name, arr in res.stage_maps().items():
+                if name not in maps:
+                    maps[name] = np.zeros((h, w), arr.dtype)
+                maps[name][cy0:cy1, cx0:cx1] = arr[core]
+        res = f = None
+        release_memory()
+        prog("fuse", k + 1, len(boxes))
+    return acc, wsum, decision, maps, len(boxes)
+
+
+def _assemble(acc: np.ndarray, wsum: np.ndarray | None, out_shape: tuple, dtype) -> np.ndarray:
+    """The fused image in the frames' dtype from the accumulator (normalised by the feather sums)."""
+    if dtype == np.float32:
+        if wsum is not None:
+            acc /= (wsum[..., None] if acc.ndim == 3 else wsum)
+        return acc
+    fused = np.empty(out_shape, dtype)  # in bands of rows: no full-size temporaries next to acc
+    band = max(1, (1 << 22) // max(1, acc[0].size))
+    for y in range(0, out_shape[0], band):
+        a = acc[y:y + band]
+        if wsum is not None:
+            ws = wsum[y:y + band]
+            a = a / (ws[..., None] if a.ndim == 3 else ws)
+        fused[y:y + band] = from_float(np.clip(a, 0.0, 1.0), dtype)
+    return fused
