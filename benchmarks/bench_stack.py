@@ -23,7 +23,7 @@ Usage::
   warm-up fusion so that library initialisation is part of the baseline), takes its resident
   size as the baseline, resets the peak (``/proc/self/clear_refs``) and fuses a synthetic
   ``SIDE x SIDE`` RGB stack of N frames as one tile; peak = ``VmHWM - baseline``. The table
-  compares it with :func:`mfif.stack.estimate_memory`. ``sff`` in ``--methods`` measures
+  compares it with :func:`mfif.tiling.estimate_memory` (through :func:`mfif.tiling.plan_tiles`). ``sff`` in ``--methods`` measures
   the default and ``scale=0.5``; ``sff:scale=0.5`` one of them. With ``--verify`` the stack
   is (first of ``--frames-list``) x ``--mp`` MP, the tile is chosen from each of ``--budgets``
   as ``fuse_stack`` does, and the peak is checked against the budget.
@@ -243,7 +243,8 @@ def _configs(args) -> list[tuple[str, str, dict]]:
 
 def mem(args) -> None:
     sys.path.insert(0, str(ROOT / "src"))
-    from mfif.stack import choose_tile, estimate_memory, fit_cnn
+    from mfif.methods import get_method
+    from mfif.tiling import plan_tiles
 
     scratch = Path(tempfile.mkdtemp(prefix="mfif-mem-"))
     try:
@@ -259,10 +260,8 @@ def mem(args) -> None:
             print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
             for budget in map(float, args.budgets.split(",")):
                 for label, m, params in _configs(args):
-                    cnn = fit_cnn(m, params, n, h, w, max_memory_mb=budget)  # as fuse_stack does
-                    p = {**params, **cnn}
-                    t = choose_tile(h, w, n, max_memory_mb=budget, overlap=64, method=m, params=p)
-                    pred = estimate_memory(h, w, n, tile=t, overlap=64, method=m, params=p) / 1e6
+                    plan = plan_tiles(get_method(m), params, n, h, w, max_memory_mb=budget)  # as fuse_stack does
+                    cnn, pred = plan.fitted, plan.need_mb
                     r = _mem_run(m, params, paths, budget=budget)
                     flag = "" if r["peak"] <= budget else " (over)"
                     opts = ", ".join(f"{k}={v}" for k, v in cnn.items()) or "-"
@@ -270,7 +269,7 @@ def mem(args) -> None:
                           f"{r['peak']:.0f}{flag} | {r['hwm']:.0f} | {r['seconds']:.0f} |", flush=True)
             return
         print("one tile of SIDE x SIDE px, N RGB frames; peak = VmHWM - baseline (MB), model = "
-              "mfif.stack.estimate_memory")
+              "mfif.tiling.estimate_memory")
         print("| method | N | side px | baseline MB | peak MB | model MB | peak bytes/px | wall s |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for n in map(int, args.frames_list.split(",")):
@@ -278,7 +277,7 @@ def mem(args) -> None:
                 paths = synth_stack(scratch / f"{n}-{side}", n, side, side)
                 for label, m, params in _configs(args):
                     r = _mem_run(m, params, paths, tile=0)
-                    pred = estimate_memory(side, side, n, tile=0, overlap=64, method=m, params=params) / 1e6
+                    pred = plan_tiles(get_method(m), params, n, side, side, max_memory_mb=1e9).need_mb
                     print(f"| {label} | {n} | {side} | {r['base']:.0f} | {r['peak']:.0f} | {pred:.0f} | "
                           f"{r['peak'] * 1e6 / side ** 2:.0f} | {r['seconds']:.1f} |", flush=True)
     finally:
