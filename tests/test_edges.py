@@ -347,6 +347,11 @@ def test_synth_size_beyond_memory(pair, tmp_path, capsys):
                   "--size 100000", "GB of memory")
 
 
+@pytest.mark.parametrize("out, fragment", [("", "-o is empty"), ("-", "standard output")])
+def test_empty_or_dash_output(pair, tmp_path, capsys, out, fragment):
+    fails_cleanly(["fuse", *pair, "-o", out, "-m", "average"], tmp_path, capsys, fragment)
+
+
 def test_directory_as_source_file_and_output(pair, tmp_path, capsys):
     (tmp_path / "sub").mkdir()  # a folder as -o is named from the stack (issue 17)
     assert main(["fuse", *map(str, pair), "-o", str(tmp_path / "sub"), "-m", "average", "-q"]) == 0

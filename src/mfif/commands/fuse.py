@@ -206,6 +206,10 @@ def resolve_output(output: str, specs, paths, fmt: str | None) -> Path:
     A folder (an existing one, or a path ending in a separator) gets the stack's name: the
     source folder's name when the stack is one folder, else the first frame's stem + ``-fused``.
     """
+    if not str(output).strip():
+        raise UsageError("-o is empty; give an output file or folder")
+    if str(output) == "-":
+        raise UsageError("-o -: writing the image to standard output is not supported; give a file name")
     ext = default_extension(paths, fmt)
     o = Path(output)
     if str(output).endswith(("/", os.sep)) or o.is_dir():
