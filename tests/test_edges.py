@@ -243,6 +243,23 @@ def test_non_finite_options_are_refused(pair, tmp_path, capsys, argv, fragments)
     fails_cleanly(argv, tmp_path, capsys, *fragments)
 
 
+@pytest.mark.parametrize("sources, fragment", [
+    (None, "sequence of two or more images"),
+    (5, "sequence of two or more images"),
+    ("ab", "sequence of two or more images"),
+    ([np.zeros((4, 4), np.int64)] * 2, "source 1: unsupported pixel type int64"),
+    ([np.zeros((4, 4), np.complex64)] * 2, "unsupported pixel type complex64"),
+    ([np.zeros((4, 4, 5), np.float32)] * 2, "channel count 5"),
+    ([np.zeros((0, 4), np.float32)] * 2, "empty image"),
+])
+def test_python_api_refuses_odd_sources(sources, fragment):
+    import mfif
+    from mfif.errors import UsageError
+
+    with pytest.raises(UsageError, match=fragment):
+        mfif.fuse(sources, method="average")
+
+
 def test_python_api_refuses_non_finite_options(rng):
     import mfif
     from mfif.errors import UsageError

@@ -20,14 +20,16 @@ def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None =
     Float sources are taken as they are; :func:`fuse` first maps float stacks that leave
     [0, 1] into it (:func:`float_range`).
     """
+    if sources is None or isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
+        raise UsageError(f"sources must be a sequence of two or more images (arrays), got {type(sources).__name__}")
     srcs = list(sources)  # a list of images or an NxHxW[xC] array
     check_sources(srcs, names)
     names = names or [f"source {i + 1}" for i in range(len(srcs))]
     out = []
     for s, name in zip(srcs, names):
         a = np.asarray(s)
-        if a.dtype.kind not in "uifb":
-            raise UsageError(f"{name}: unsupported pixel type {a.dtype}")
+        if a.dtype.kind not in "fb" and a.dtype not in (np.uint8, np.uint16):
+            raise UsageError(f"{name}: unsupported pixel type {a.dtype} (use uint8, uint16, float or bool)")
         check_finite(a, name)
         f = to_float(a)
         if f.ndim == 3 and f.shape[2] == 4:
