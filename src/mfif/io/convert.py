@@ -1,0 +1,49 @@
+"""Pixel scales: to and from float32 in [0, 1], and the one gray conversion."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """Convert an image to float32 in [0, 1] (``uint8``/255, ``uint16``/65535, float unchanged)."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / np.float32(255.0)
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / np.float32(65535.0)
+    if np.issubdtype(img.dtype, np.floating):
+        return img.astype(np.float32, copy=False)
+    if np.issubdtype(img.dtype, np.bool_):
+        return img.astype(np.float32)
+    raise UsageError(f"unsupported pixel type {img.dtype}")
+
+
+def from_float(img: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """Convert a float image in [0, 1] to ``dtype`` with clipping and rounding."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(np.rint(img * 65535.0), 0, 65535).astype(np.uint16)
+    if np.issubdtype(dtype, np.floating):
+        return img.astype(dtype)
+    raise UsageError(f"unsupported output type {dtype}")
+
+
+#: ITU-R BT.601 luma weights as MATLAB ``rgb2gray`` uses them (the first row of the inverse
+#: NTSC matrix, printed 0.2989, 0.5870, 0.1140): the one gray conversion of the package.
+GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """Luminance of an RGB image (ITU-R BT.601 weights, as MATLAB ``rgb2gray``), float32.
+
+    Gray input is returned as float32 unchanged in scale. Works on any numeric dtype; the
+    result keeps the input's scale (no rounding, unlike MATLAB on uint8).
+    """
+    if img.ndim == 2:
+        return img.astype(np.float32, copy=False)
+    rgb = img[..., :3].astype(np.float32, copy=False)
+    r, g, b = GRAY_WEIGHTS
+    return (r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]).astype(np.float32)
