@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,plots,web,raw]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,plots,web,raw,dask]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -26,9 +26,11 @@ from .read import (
     check_finite,
     check_sources,
     image_info,
+    is_multipage_tiff,
     orient,
     read_image,
     read_stack,
+    tiff_planes,
 )
 from .write import (
     atomic_output,
@@ -64,4 +66,6 @@ __all__ = [
     "to_gray",
     "GRAY_WEIGHTS",
     "natural_key",
+    "tiff_planes",
+    "is_multipage_tiff",
 ]

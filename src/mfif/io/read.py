@@ -12,7 +12,7 @@ import tifffile
 
 from ..errors import UsageError
 from ..raw import RawSettings, is_raw
-from .paths import _check_readable, display_path, expand_sources
+from .paths import _check_readable, _is, display_path, expand_sources
 
 # --------------------------------------------------------------------------------------------
 # Orientation (EXIF / TIFF tag 274)
@@ -84,17 +84,37 @@ _TIFF_PHOTOMETRIC = {0: "min-is-white", 1: "min-is-black", 2: "RGB", 3: "palette
                      32844: "LogL", 32845: "LogLuv", 34892: "linear raw", 32803: "colour filter array"}
 
 
+def tiff_planes(tf) -> list[int]:
+    """Indices of a TIFF's full-resolution top-level pages (its focal planes when several).
+
+    Reduced-resolution copies (NewSubfileType bit 0, as pyramids store them) are no planes;
+    sub-IFDs are not top-level pages.
+    """
+    return [i for i, pg in enumerate(tf.pages) if not (int(getattr(pg, "subfiletype", 0) or 0) & 1)]
+
+
+def is_multipage_tiff(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TIFF with more than one full-resolution page (a z-stack); False
+    for anything unreadable (:func:`read_image` then says why)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".tif", ".tiff") or not _is(p, "file"):
+        return False
+    try:
+        with tifffile.TiffFile(str(p)) as tf:
+            return len(tiff_planes(tf)) > 1
+    except Exception:  # not a TIFF after all: the ordinary reader reports it
+        return False
+
+
 def _tiff_plan(path: Path, tf) -> tuple:
     """Check a TIFF's layout and return (page, native dtype, output dtype, orientation)."""
     pages = tf.pages
     first = pages.first if hasattr(pages, "first") else pages[0]
-    full = 0
-    for pg in pages:
-        if not (int(getattr(pg, "subfiletype", 0) or 0) & 1):  # bit 0: a reduced-resolution copy
-            full += 1
-        if full > 1:
-            raise UsageError(f"{path}: a multi-page TIFF (more than one full-resolution image); "
-                             "mfif reads one image per file: save each focal plane as its own file")
+    planes = len(tiff_planes(tf))
+    if planes > 1:
+        raise UsageError(f"{path}: a multi-page TIFF ({planes} full-resolution pages, a z-stack); "
+                         "fuse it on its own (`mfif fuse FILE -o OUT`: its pages are the focal planes) "
+                         "or save each focal plane as its own file")
     photometric = int(first.photometric)
     if photometric not in (0, 1, 2, 3) and not (photometric == 6 and first.shape[-1] == 3):
         name = _TIFF_PHOTOMETRIC.get(photometric, f"photometric {photometric}")
