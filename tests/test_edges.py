@@ -471,14 +471,21 @@ def test_clashes_fail_before_fusing(tmp_path, rng, capsys, case):
 # ---------------------------------------------------------------------------------------------
 # 11. no silent choices: multi-page and CMYK TIFF are refused, palette and min-is-white converted
 # ---------------------------------------------------------------------------------------------
-def test_multipage_tiff_is_refused(tmp_path, rng, capsys):
+def test_multipage_tiff_is_a_stack_alone_and_refused_among_files(tmp_path, rng, capsys):
+    # A multi-page TIFF given alone is a z-stack: its pages are the focal planes (the Dask
+    # engine, tests/test_dask.py). Mixed with other files it is refused: which pages would be
+    # which frames is no choice to make silently.
+    pytest.importorskip("dask")
     z = (rng.random((3, 20, 20)) * 255).astype(np.uint8)
     with tifffile.TiffWriter(tmp_path / "z.tif") as tw:  # three focal planes, one page each
         for plane in z:
             tw.write(plane, photometric="minisblack")
     write_image(tmp_path / "b.tif", z[0])
     fails_cleanly(["fuse", tmp_path / "z.tif", tmp_path / "b.tif", "-o", tmp_path / "o.tif", "-m", "average"],
-                  tmp_path, capsys, "z.tif", "multi-page TIFF")
+                  tmp_path, capsys, "z.tif", "multi-page TIFF", "fuse it on its own")
+    code, err = run_cli(["fuse", tmp_path / "z.tif", "-o", tmp_path / "o.tif", "-m", "average", "-q"], capsys)
+    assert code == 0, err
+    assert np.array_equal(read_image(tmp_path / "o.tif"), np.rint(z.astype(np.float32).mean(0)).astype(np.uint8))
 
 
 def test_reduced_resolution_pages_are_not_planes(tmp_path, rng):

@@ -31,6 +31,13 @@ def register(sub):
     p.add_argument("--depth-map", metavar="FILE",
                    help="write the per-pixel source index as a 16-bit .png or .tif (plus STEM-preview.png in colour)")
     add_stack_options(p)
+    p.add_argument("--scheduler", default=None, metavar="threads|local:N|tcp://HOST:PORT",
+                   help="fuse on the Dask engine (chunk by chunk; the default for a multi-page TIFF, an OME-Zarr "
+                        "or a .ome.zarr / .ome.tif output): threads (default), a local cluster of N worker "
+                        "processes, or a running Dask scheduler; --max-memory is then per worker and --tile the "
+                        "chunk side (docs/scale.md)")
+    p.add_argument("--connect-timeout", type=number_arg(lo=0, lo_open=True, hi=3600), default=10, metavar="S",
+                   help="seconds to wait for a tcp:// scheduler (default 10)")
     return p
 
 
@@ -301,12 +308,26 @@ def quiet_log(args):
     return (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
 
 
+def uses_dask(args) -> bool:
+    """Whether ``mfif fuse`` runs on the Dask engine: a z-stack file (multi-page TIFF, Zarr), a
+    pyramidal output (.ome.zarr, .ome.tif) or a --scheduler; decided without importing Dask."""
+    from ..ome import pyramid_kind
+    from ..zstack import is_zstack
+
+    return (args.scheduler is not None or is_zstack(args.sources) or pyramid_kind(args.output) is not None
+            or (args.depth_map is not None and pyramid_kind(args.depth_map) is not None))
+
+
 def run(args) -> int:
     from ..io import expand_sources
 
     # Everything is checked before the first pixel is decoded: options, every source's header,
     # and every output against the inputs and against each other.
     params = method_options(args, depth_maps=bool(args.depth_map))
+    if uses_dask(args):
+        from .fuse_zstack import run_zstack
+
+        return run_zstack(args, params)
     paths = expand_sources(args.sources)
     output = resolve_output(args.output, args.sources, paths, args.format) if paths else Path(args.output)
     job = plan_stack(paths, output, args, depth_map=args.depth_map, maps_dir=args.save_maps)

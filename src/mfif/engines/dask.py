@@ -52,7 +52,7 @@ __all__ = ["fuse_dask", "choose_chunk", "stack_value_range", "parse_scheduler", 
 
 
 def choose_chunk(method, given: dict, n: int, *, channels: int, itemsize: int, worker_memory_mb: float,
-                 largest: int = 4096) -> tuple[int, dict]:
+                 largest: int = 2048) -> tuple[int, dict]:
     """Largest chunk side (multiple of 64, 256..``largest``) whose padded tile fits one worker's budget.
 
     A chunk of side ``c`` is fused as one tile of ``c + 2 * halo`` px a side; it fits when
@@ -101,7 +101,8 @@ def _axis_chunks(size: int, chunk: int, halo: int) -> tuple:
     (``map_overlap`` takes its context from the neighbour chunk only)."""
     sizes = [chunk] * (size // chunk) + ([size % chunk] if size % chunk else [])
     if len(sizes) > 1 and sizes[-1] < halo:
-        sizes[-2] += sizes.pop()
+        tail = sizes.pop()
+        sizes[-1] += tail
     return tuple(sizes)
 
 
@@ -251,7 +252,7 @@ def scheduler(spec: str | None = None, *, connect_timeout: float = 10.0, log=Non
     from distributed import Client, LocalCluster
 
     if kind == "local":
-        with LocalCluster(n_workers=arg, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=arg, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             log(f"dask: local cluster of {arg} worker processes")
             yield client

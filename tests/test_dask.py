@@ -1,0 +1,294 @@
+"""The Dask engine (mfif.engines.dask), z-stack readers (mfif.zstack), pyramid writers (mfif.ome)
+and ``mfif fuse`` on z-stacks.
+
+Tolerance of chunked against whole-image fusion, as the engine's docstring states it: fused PSNR
+above 40 dB and depth maps agreeing on more than 99 % of pixels.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+pytest.importorskip("dask")
+pytest.importorskip("zarr")
+
+import dask  # noqa: E402
+import zarr  # noqa: E402
+
+import mfif  # noqa: E402
+from mfif.cli import main  # noqa: E402
+from mfif.engines.dask import compute, fuse_dask, parse_scheduler  # noqa: E402
+from mfif.errors import UsageError  # noqa: E402
+from mfif.io import from_float, write_image  # noqa: E402
+from mfif.ome import LAST_LEVEL_MAX, level_shapes, write_pyramid  # noqa: E402
+from mfif.zstack import open_zstack  # noqa: E402
+
+PSNR_MIN, AGREE_MIN = 40.0, 0.99
+
+
+def psnr(a, b, peak=255.0) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
+
+
+@pytest.fixture(scope="module")
+def planes():
+    """3 focal planes of 300x260 RGB uint8, synthesised from skimage's astronaut."""
+    from skimage.data import astronaut
+
+    from mfif.synth import make_case
+
+    case = make_case(astronaut(), n_sources=3, rng=np.random.default_rng(0), size=(300, 260))
+    return np.stack([from_float(np.clip(s, 0, 1), np.uint8) for s in case.sources])
+
+
+def write_pages(path, z, **kw):
+    with tifffile.TiffWriter(path) as tw:
+        for p in z:
+            tw.write(p, photometric="rgb" if p.ndim == 3 else "minisblack", **kw)
+    return path
+
+
+def write_ngff_zstack(path, z, axes=("z", "y", "x")):
+    """A minimal OME-Zarr (NGFF 0.4) image of one level, axes as named."""
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+    a = g.create_array("0", shape=z.shape, chunks=tuple(min(s, 64) for s in z.shape), dtype=z.dtype)
+    a[...] = z
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": n} for n in axes],
+                               "datasets": [{"path": "0", "coordinateTransformations": [
+                                   {"type": "scale", "scale": [1.0] * len(axes)}]}]}]
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# engine: chunked equals whole within the stated tolerance
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["focus-map", "sff"])
+def test_chunked_equals_whole(planes, method):
+    whole = mfif.fuse(list(planes), method=method)
+    fused, depth = fuse_dask(planes, method=method, chunk=128)
+    assert fused.numblocks[:2] == (2, 2)
+    with dask.config.set(scheduler="threads"):
+        f, d = dask.compute(fused, depth)
+    assert f.dtype == np.uint8 and d.dtype == np.uint16 and f.shape == planes.shape[1:]
+    assert psnr(f, from_float(whole.fused, np.uint8)) > PSNR_MIN
+    assert np.mean(d == whole.decision) > AGREE_MIN
+
+
+def test_float_stack_maps_by_whole_range(planes):
+    z = planes[..., 1].astype(np.float32) * 4.0 - 100.0  # calibrated intensities outside [0, 1]
+    whole = mfif.fuse(list(z), method="focus-map")
+    f, _ = dask.compute(*fuse_dask(z, method="focus-map", chunk=128))
+    assert f.dtype == np.float32
+    assert psnr(f, whole.fused, peak=float(z.max() - z.min())) > PSNR_MIN
+
+
+def test_gray_uint16_and_no_decision(planes):
+    z = planes[..., 0].astype(np.uint16) * 257
+    f, d = fuse_dask(z, method="average", chunk=128)
+    assert d is None
+    assert np.array_equal(f.compute(), from_float(mfif.fuse(list(z), method="average").fused, np.uint16))
+
+
+def test_chunk_from_worker_budget(planes):
+    small, _ = fuse_dask(planes, method="focus-map", worker_memory_mb=40)
+    large, _ = fuse_dask(planes, method="focus-map", worker_memory_mb=4000)
+    assert small.chunks[0][0] < large.chunks[0][0] or large.numblocks == (1, 1, 1)
+    assert 256 <= small.chunks[0][0]
+
+
+@pytest.mark.parametrize("bad, match", [((np.zeros((1, 50, 50), np.uint8),), "at least 2"),
+                                        ((np.zeros((3, 50, 50, 4), np.uint8),), "C = 1 or 3"),
+                                        ((np.zeros((3, 50, 50), np.int32),), "pixel type")])
+def test_engine_refuses_bad_arrays(bad, match):
+    with pytest.raises(UsageError, match=match):
+        fuse_dask(bad[0], method="average")
+
+
+def test_lazy_export_and_plain_fuse_imports_no_dask(tmp_path, planes):
+    f, _ = mfif.fuse_dask(planes, method="average", chunk=128)
+    assert f.shape == planes.shape[1:]
+    write_image(tmp_path / "a.png", planes[0])
+    write_image(tmp_path / "b.png", planes[1])
+    code = ("import sys; from mfif.cli import main; rc = main(['fuse', sys.argv[1], sys.argv[2], '-o', sys.argv[3], "
+            "'-m', 'average', '-q']); print(rc, 'dask' in sys.modules, 'zarr' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, tmp_path / "a.png", tmp_path / "b.png", tmp_path / "o.png"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "False", "False"]
+
+
+@pytest.mark.parametrize("spec, kind", [(None, "threads"), ("local:2", "local"), ("tcp://10.0.0.1:8786", "remote")])
+def test_parse_scheduler(spec, kind):
+    assert parse_scheduler(spec)[0] == kind
+
+
+@pytest.mark.parametrize("spec", ["local:0", "local:x", "http://a:1", "tcp://host", "slurm"])
+def test_parse_scheduler_refuses(spec):
+    with pytest.raises(UsageError, match="threads, local:N"):
+        parse_scheduler(spec)
+
+
+# --------------------------------------------------------------------------------------------
+# readers: same pixels, chunked in Y and X only
+# --------------------------------------------------------------------------------------------
+def test_multipage_tiff_reads_lazily(tmp_path, planes):
+    s = open_zstack(write_pages(tmp_path / "z.tif", planes, tile=(64, 64)), chunk=128)
+    assert s.array.chunks[0] == (3,) and s.array.chunks[1][0] == 128 and s.array.chunks[3] == (3,)
+    assert np.array_equal(s.array.compute(), planes)
+    gray = open_zstack(write_pages(tmp_path / "g.tif", planes[..., 0]), chunk=100)  # strips, not tiles
+    assert np.array_equal(gray.array[:, 10:250, 20:200].compute(), planes[:, 10:250, 20:200, 0])
+
+
+def test_ome_tiff_reads(tmp_path, planes):
+    tifffile.imwrite(tmp_path / "z.ome.tif", planes, ome=True, metadata={"axes": "ZYXS"}, photometric="rgb",
+                     tile=(64, 64))
+    assert np.array_equal(open_zstack(tmp_path / "z.ome.tif", chunk=96).array.compute(), planes)
+
+
+def test_ome_zarr_reads_z_axis(tmp_path, planes):
+    czyx = np.moveaxis(planes, 3, 0)  # NGFF order: c, z, y, x
+    s = open_zstack(write_ngff_zstack(tmp_path / "z.ome.zarr", czyx, axes=("c", "z", "y", "x")), chunk=128)
+    assert s.array.chunks[0] == (3,)
+    assert np.array_equal(s.array.compute(), planes)
+
+
+def test_files_read_as_stack(tmp_path, planes):
+    for i, p in enumerate(planes):
+        write_image(tmp_path / f"f{i}.png", p)
+    s = open_zstack([tmp_path], chunk=128)
+    assert s.n == 3 and np.array_equal(s.array.compute(), planes)
+
+
+# --------------------------------------------------------------------------------------------
+# writers
+# --------------------------------------------------------------------------------------------
+def test_level_shapes():
+    assert level_shapes(300, 260) == [(300, 260), (150, 130), (75, 65)]
+    big = level_shapes(40000, 25000)
+    assert len(big) >= 3 and max(big[-1]) <= LAST_LEVEL_MAX and max(big[-2]) > LAST_LEVEL_MAX
+
+
+@pytest.fixture(scope="module")
+def big_image():
+    rng = np.random.default_rng(3)
+    return (rng.random((2100, 1300, 3)) * 255).astype(np.uint8)
+
+
+def test_ome_tiff_writer(tmp_path, big_image):
+    import dask.array as da
+
+    out = write_pyramid(tmp_path / "x.ome.tif", da.from_array(big_image, chunks=(700, 700, 3)), compute=compute)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.ome.tif"]  # no temporary left
+    with tifffile.TiffFile(out) as tf:
+        assert tf.is_ome and tf.is_bigtiff and "<OME" in tf.ome_metadata
+        page = tf.pages[0]
+        assert page.is_tiled and page.tilewidth == 512 and len(page.subifds) == 2
+        levels = tf.series[0].levels
+        assert [lv.shape[:2] for lv in levels] == [(2100, 1300), (1050, 650), (525, 325)]
+        assert np.array_equal(levels[0].asarray(), big_image)
+        assert np.abs(levels[1].asarray().astype(int) - big_image[::2, ::2].astype(int)).max() < 255
+
+
+def test_ome_zarr_writer(tmp_path, big_image):
+    import dask.array as da
+
+    out = write_pyramid(tmp_path / "x.ome.zarr", da.from_array(big_image[..., 0], chunks=700), compute=compute)
+    attrs = json.loads((out / ".zattrs").read_text())
+    ms = attrs["multiscales"][0]
+    assert ms["version"] == "0.4" and [a["name"] for a in ms["axes"]] == ["y", "x"]
+    assert [d["coordinateTransformations"][0]["scale"] for d in ms["datasets"]] == [[1, 1], [2, 2], [4, 4]]
+    g = zarr.open_group(str(out), mode="r")
+    shapes = [g[d["path"]].shape for d in ms["datasets"]]
+    assert len(shapes) >= 3 and max(shapes[-1][-2:]) <= LAST_LEVEL_MAX
+    assert np.array_equal(np.asarray(g["0"])[0], big_image[..., 0])
+    again = open_zstack  # the reader refuses it as a z-stack: it has no z axis
+    with pytest.raises(UsageError, match="no z axis"):
+        again(out)
+
+
+# --------------------------------------------------------------------------------------------
+# mfif fuse on z-stacks
+# --------------------------------------------------------------------------------------------
+def run_cli(argv, capsys):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def fails_cleanly(argv, folder, capsys, *fragments):
+    before = sorted(p.name for p in folder.rglob("*"))
+    code, err = run_cli(argv, capsys)
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("mfif: error: "), err
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    assert sorted(p.name for p in folder.rglob("*")) == before, "a failed run created files"
+
+
+def test_cli_fuses_multipage_tiff_to_pyramids(tmp_path, planes, capsys):
+    src = write_pages(tmp_path / "z.tif", planes)
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "f.ome.zarr", "--depth-map", tmp_path / "d.ome.tif",
+                         "-m", "focus-map", "--tile", "128"], capsys)
+    assert code == 0, err
+    f, d = dask.compute(*fuse_dask(planes, method="focus-map", chunk=128))
+    g = zarr.open_group(str(tmp_path / "f.ome.zarr"), mode="r")
+    assert np.array_equal(np.moveaxis(np.asarray(g["0"]), 0, -1), f)
+    with tifffile.TiffFile(tmp_path / "d.ome.tif") as tf:
+        assert tf.pages[0].dtype == np.uint16 and np.array_equal(tf.series[0].levels[0].asarray(), d)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.ome.tif", "f.ome.zarr", "z.tif"]
+
+
+def test_cli_fuses_multipage_tiff_to_plain_image(tmp_path, planes, capsys):
+    src = write_pages(tmp_path / "z.tif", planes)
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "f.png", "-m", "focus-map", "--depth-map", tmp_path / "d.png"],
+                        capsys)
+    assert code == 0, err
+    whole = mfif.fuse(list(planes), method="focus-map")
+    assert psnr(mfif.read_image(tmp_path / "f.png"), from_float(whole.fused, np.uint8)) > PSNR_MIN
+    assert (tmp_path / "d-preview.png").is_file()
+
+
+def test_cli_refuses_pages_of_different_sizes(tmp_path, planes, capsys):
+    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
+        tw.write(planes[0], photometric="rgb")
+        tw.write(planes[1, :200], photometric="rgb")
+    fails_cleanly(["fuse", tmp_path / "z.tif", "-o", tmp_path / "o.ome.zarr"], tmp_path, capsys,
+                  "z.tif", "pages must share a size", "260x200")
+
+
+def test_cli_refuses_ome_zarr_without_z(tmp_path, planes, capsys):
+    write_ngff_zstack(tmp_path / "i.ome.zarr", planes[0, ..., 0], axes=("y", "x"))
+    fails_cleanly(["fuse", tmp_path / "i.ome.zarr", "-o", tmp_path / "o.tif"], tmp_path, capsys,
+                  "i.ome.zarr", "no z axis")
+
+
+def test_cli_refuses_one_plane(tmp_path, planes, capsys):
+    write_ngff_zstack(tmp_path / "one.ome.zarr", planes[:1, ..., 0])
+    fails_cleanly(["fuse", tmp_path / "one.ome.zarr", "-o", tmp_path / "o.tif"], tmp_path, capsys,
+                  "one.ome.zarr", "one plane only")
+    tifffile.imwrite(tmp_path / "p.tif", planes[0])
+    fails_cleanly(["fuse", tmp_path / "p.tif", "-o", tmp_path / "o.ome.tif"], tmp_path, capsys,
+                  "p.tif", "one plane only")
+
+
+def test_cli_refuses_unreachable_scheduler(tmp_path, planes, capsys):
+    src = write_pages(tmp_path / "z.tif", planes)
+    fails_cleanly(["fuse", src, "-o", tmp_path / "o.ome.zarr", "--scheduler", "tcp://127.0.0.1:9",
+                   "--connect-timeout", "1"], tmp_path, capsys, "tcp://127.0.0.1:9", "cannot reach")
+    fails_cleanly(["fuse", src, "-o", tmp_path / "o.ome.zarr", "--scheduler", "slurm"], tmp_path, capsys,
+                  "--scheduler slurm")
+
+
+def test_cli_refuses_align_and_bad_outputs(tmp_path, planes, capsys):
+    src = write_pages(tmp_path / "z.tif", planes)
+    fails_cleanly(["fuse", src, "-o", tmp_path / "o.tif", "--align"], tmp_path, capsys, "--align", "z-stacks")
+    fails_cleanly(["fuse", src, "-o", tmp_path / "o.ome.tif", "--depth-map", tmp_path / "o.ome.tif", "-m",
+                   "focus-map"], tmp_path, capsys, "same file")
+    fails_cleanly(["fuse", src, "-o", src], tmp_path, capsys, "refusing to overwrite an input")
+    fails_cleanly(["fuse", src, "-o", tmp_path / "o.tif", "-m", "average", "--depth-map", tmp_path / "d.png"],
+                  tmp_path, capsys, "no decision map")
