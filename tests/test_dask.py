@@ -292,3 +292,23 @@ def test_cli_refuses_align_and_bad_outputs(tmp_path, planes, capsys):
     fails_cleanly(["fuse", src, "-o", src], tmp_path, capsys, "refusing to overwrite an input")
     fails_cleanly(["fuse", src, "-o", tmp_path / "o.tif", "-m", "average", "--depth-map", tmp_path / "d.png"],
                   tmp_path, capsys, "no decision map")
+
+
+def test_cli_folder_on_dask_and_replacing_a_pyramid(tmp_path, planes, capsys):
+    src = tmp_path / "frames"
+    src.mkdir()
+    for i, p in enumerate(planes):
+        write_image(src / f"f{i}.png", p)
+    out = tmp_path / "f.ome.zarr"
+    for _ in range(2):  # the second run replaces the first pyramid once the new one is complete
+        code, err = run_cli(["fuse", src, "-o", out, "-m", "average", "-q"], capsys)
+        assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.ome.zarr", "frames"]
+    g = zarr.open_group(str(out), mode="r")
+    expect = from_float(mfif.fuse(list(planes), method="average").fused, np.uint8)
+    assert np.array_equal(np.moveaxis(np.asarray(g["0"]), 0, -1), expect)
+    (tmp_path / "x.ome.zarr").mkdir()  # a folder that is no OME-Zarr is never replaced
+    fails_cleanly(["fuse", src, "-o", tmp_path / "x.ome.zarr", "-m", "average"], tmp_path, capsys,
+                  "x.ome.zarr", "not an OME-Zarr")
+    fails_cleanly(["fuse", src / "f0.png", src / "f1.png", "-o", src / "f0.ome.tif", "--save-maps", tmp_path / "m"],
+                  tmp_path, capsys, "--save-maps")
