@@ -312,3 +312,12 @@ def test_cli_folder_on_dask_and_replacing_a_pyramid(tmp_path, planes, capsys):
                   "x.ome.zarr", "not an OME-Zarr")
     fails_cleanly(["fuse", src / "f0.png", src / "f1.png", "-o", src / "f0.ome.tif", "--save-maps", tmp_path / "m"],
                   tmp_path, capsys, "--save-maps")
+
+
+def test_cli_depth_option_converts_on_the_workers(tmp_path, planes, capsys):
+    src = write_pages(tmp_path / "z.tif", planes[..., 0])
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "f.tif", "-m", "average", "--depth", "16", "-q"], capsys)
+    assert code == 0, err
+    got = mfif.read_image(tmp_path / "f.tif")
+    expect = from_float(mfif.fuse(list(planes[..., 0]), method="average").fused, np.uint8)
+    assert got.dtype == np.uint16 and np.array_equal(got, expect.astype(np.uint16) * 257)

@@ -469,7 +469,7 @@ def test_clashes_fail_before_fusing(tmp_path, rng, capsys, case):
 
 
 # ---------------------------------------------------------------------------------------------
-# 11. no silent choices: multi-page and CMYK TIFF are refused, palette and min-is-white converted
+# 11. no silent choices: multi-page TIFF among other files and CMYK TIFF are refused, palette and min-is-white converted
 # ---------------------------------------------------------------------------------------------
 def test_multipage_tiff_is_a_stack_alone_and_refused_among_files(tmp_path, rng, capsys):
     # A multi-page TIFF given alone is a z-stack: its pages are the focal planes (the Dask
