@@ -8,9 +8,9 @@ plane, so the focus decision has real structure everywhere. Then, for each worke
 ``mfif fuse STACK.tif -o OUT.ome.zarr --scheduler tcp://...`` runs on it (in this process, the
 client): the workers read the TIFF tiles, fuse the chunks and write the Zarr chunks and levels.
 Reported per run: wall time of the command (cluster start not included), megapixel-planes per
-second, the chunk side chosen from ``--max-memory`` (per worker), and each worker's peak resident
-memory (``VmHWM`` from ``/proc``, reset just before the run: the worker's own baseline -- Python,
-NumPy, Dask, mfif -- is included).
+second, the chunk side chosen from ``--max-memory`` (per worker), each worker's peak resident
+memory (``VmHWM`` from ``/proc``, reset just before the run) and its baseline (``VmRSS`` just
+before, with the libraries a chunk task imports loaded): the budget bounds peak minus baseline.
 
 Usage (small, as docs/scale.md records them on a 2-core machine)::
 
@@ -36,8 +36,9 @@ import numpy as np
 import tifffile
 
 
-def make_stack(path: Path, gp: float, planes: int, seed: int = 0) -> tuple[int, int]:
-    """Write a ``planes`` x (about ``gp`` gigapixels) gray uint8 z-stack as a tiled multi-page TIFF."""
+def make_stack(path: Path, gp: float, planes: int, seed: int = 0, strips: bool = False) -> tuple[int, int]:
+    """Write a ``planes`` x (about ``gp`` gigapixels) gray uint8 z-stack as a multi-page TIFF of
+    512-px tiles (as slide scanners store them), or of 512-row strips with ``strips``."""
     from skimage.data import astronaut
 
     from mfif.io import from_float
@@ -49,10 +50,33 @@ def make_stack(path: Path, gp: float, planes: int, seed: int = 0) -> tuple[int, 
     with tifffile.TiffWriter(path, bigtiff=True) as tw:
         for s in case.sources:
             tile = from_float(np.clip(s, 0, 1), np.uint8)
-            # one band of 512 rows at a time: the plane is never held whole
-            tw.write((np.tile(tile, (1, reps)) for _ in range(reps)), shape=(side, side), dtype=np.uint8,
-                     photometric="minisblack", rowsperstrip=512, compression=None)
+            # one tile or one band of 512 rows at a time: the plane is never held whole
+            if strips:
+                tw.write((np.tile(tile, (1, reps)) for _ in range(reps)), shape=(side, side), dtype=np.uint8,
+                         photometric="minisblack", rowsperstrip=512, compression=None)
+            else:
+                tw.write((tile for _ in range(reps * reps)), shape=(side, side), dtype=np.uint8,
+                         photometric="minisblack", tile=(512, 512), compression=None)
     return side, side
+
+
+def _chunk(stack: Path, method: str, max_memory: float) -> int:
+    """The chunk side `mfif fuse` chose from the budget (the same planning, no pixels read)."""
+    import mfif
+    from mfif.zstack import open_zstack
+
+    return mfif.fuse_dask(open_zstack(stack).array, method=method, worker_memory_mb=max_memory)[0].chunks[0][0]
+
+
+def _warm(method: str) -> None:
+    """Import in a worker what fusing a chunk imports (the method, the engine, zarr, tifffile)."""
+    import zarr  # noqa: F401
+
+    import mfif.engines.dask  # noqa: F401
+    import mfif.zstack  # noqa: F401
+    from mfif.methods import get_method
+
+    get_method(method).load()
 
 
 def run(stack: Path, out: Path, workers: int, method: str, max_memory: float, tile: int) -> dict:
@@ -63,6 +87,8 @@ def run(stack: Path, out: Path, workers: int, method: str, max_memory: float, ti
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit=0) as cluster, Client(cluster) as client:
+        client.run(_warm, method)  # the baseline includes the libraries a chunk task imports
+        base = client.run(status_kib, "VmRSS")
         client.run(reset_peak)
         t0 = time.perf_counter()
         rc = main(["fuse", str(stack), "-o", str(out), "-m", method, "--scheduler", cluster.scheduler_address,
@@ -71,7 +97,8 @@ def run(stack: Path, out: Path, workers: int, method: str, max_memory: float, ti
         peaks = client.run(status_kib, "VmHWM")
     if rc != 0:
         raise SystemExit(f"mfif fuse failed ({rc})")
-    return {"wall": wall, "peaks_mb": sorted(v / 1024 for v in peaks.values())}
+    return {"wall": wall, "chunk": tile or _chunk(stack, method, max_memory),
+            "peaks_mb": sorted(v / 1024 for v in peaks.values()), "base_mb": sorted(v / 1024 for v in base.values())}
 
 
 def tolerance(methods=("focus-map", "sff"), chunk: int = 128) -> None:
@@ -104,24 +131,26 @@ def main(argv=None) -> int:
     ap.add_argument("--max-memory", type=float, default=1000, help="per-worker budget, MB (sets the chunk)")
     ap.add_argument("--tile", type=int, default=0, help="chunk side (0: from --max-memory)")
     ap.add_argument("--scratch", default=None, help="folder for the stacks and outputs (default: a temporary one)")
+    ap.add_argument("--strips", action="store_true", help="store the planes in 512-row strips, not 512-px tiles")
     ap.add_argument("--tolerance", action="store_true", help="only compare chunked with whole-image fusion")
     args = ap.parse_args(argv)
     if args.tolerance:
         tolerance()
         return 0
     scratch = Path(tempfile.mkdtemp(prefix="mfif-bench-dask-", dir=args.scratch))
-    print("| GP/plane | size | planes | workers | wall s | MP-planes/s | peak MB per worker |")
-    print("|---|---|---|---|---|---|---|")
+    print("| GP/plane | size | planes | workers | chunk | wall s | MP-planes/s | peak MB per worker | baseline MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     try:
         for gp in [float(g) for g in args.gp.split(",")]:
             stack = scratch / f"z-{gp:g}.tif"
-            h, w = make_stack(stack, gp, args.planes)
+            h, w = make_stack(stack, gp, args.planes, strips=args.strips)
             for n in [int(k) for k in args.workers.split(",")]:
                 out = scratch / f"f-{gp:g}-{n}.ome.zarr"
                 r = run(stack, out, n, args.method, args.max_memory, args.tile)
                 rate = h * w * args.planes / 1e6 / r["wall"]
-                print(f"| {h * w / 1e9:.3f} | {w}x{h} | {args.planes} | {n} | {r['wall']:.1f} | {rate:.1f} | "
-                      + ", ".join(f"{p:.0f}" for p in r["peaks_mb"]) + " |", flush=True)
+                print(f"| {h * w / 1e9:.3f} | {w}x{h} | {args.planes} | {n} | {r['chunk']} | {r['wall']:.1f} | "
+                      f"{rate:.1f} | " + ", ".join(f"{p:.0f}" for p in r["peaks_mb"]) + " | "
+                      + ", ".join(f"{p:.0f}" for p in r["base_mb"]) + " |", flush=True)
                 shutil.rmtree(out, ignore_errors=True)
             stack.unlink()
     finally:

@@ -52,11 +52,14 @@ __all__ = ["fuse_dask", "choose_chunk", "stack_value_range", "parse_scheduler", 
 
 
 def choose_chunk(method, given: dict, n: int, *, channels: int, itemsize: int, worker_memory_mb: float,
-                 largest: int = 2048) -> tuple[int, dict]:
-    """Largest chunk side (multiple of 64, 256..``largest``) whose padded tile fits one worker's budget.
+                 largest: int = 2048, multiple: int = 512) -> tuple[int, dict]:
+    """Largest chunk side (256..``largest``) whose padded tile fits one worker's budget.
 
     A chunk of side ``c`` is fused as one tile of ``c + 2 * halo`` px a side; it fits when
     :func:`mfif.tiling.plan_tiles` plans that tile as a single one within ``worker_memory_mb``.
+    The side is a multiple of ``multiple`` (the writers' 512-px chunks and tiles, so that storing
+    a fused chunk only splits it and never waits for a neighbour; measured in docs/scale.md)
+    when at least that, else of 64.
 
     Returns
     -------
@@ -73,13 +76,15 @@ def choose_chunk(method, given: dict, n: int, *, channels: int, itemsize: int, w
 
     lo, hi = 256, max(256, int(largest) // 64 * 64)
     if plan(hi).tile == 0:
-        return hi, plan(hi).fitted
+        lo = hi  # the largest fits
     while hi - lo > 64:  # the estimate grows with the side: bisect on multiples of 64
         mid = (lo + hi) // 128 * 64
         if plan(mid).tile == 0:
             lo = mid
         else:
             hi = mid
+    if lo >= multiple:
+        lo = lo // multiple * multiple
     return lo, plan(lo).fitted
 
 
