@@ -69,7 +69,7 @@ def write_ngff_zstack(path, z, axes=("z", "y", "x")):
 # --------------------------------------------------------------------------------------------
 # engine: chunked equals whole within the stated tolerance
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["focus-map", "sff"])
+@pytest.mark.parametrize("method", ["focus-map", pytest.param("sff", marks=pytest.mark.slow)])  # sff: ~5 s
 def test_chunked_equals_whole(planes, method):
     whole = mfif.fuse(list(planes), method=method)
     fused, depth = fuse_dask(planes, method=method, chunk=128)
