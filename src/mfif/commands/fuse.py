@@ -78,7 +78,7 @@ def add_align_options(p) -> None:
     """The alignment options ``mfif fuse --align`` and ``mfif align`` share."""
     p.add_argument("--reference", default="middle", metavar="first|middle|last|N",
                    help="reference frame of the alignment: its geometry is kept (N: 0-based index; default middle)")
-    p.add_argument("--max-residual", type=float, default=None, metavar="PX",
+    p.add_argument("--max-residual", type=number_arg(lo=0, lo_open=True), default=None, metavar="PX",
                    help="largest residual misregistration accepted, in full-resolution pixels (default: 0.2%% of "
                         "the frame diagonal, at least 2)")
     p.add_argument("--skip-unaligned", action="store_true",

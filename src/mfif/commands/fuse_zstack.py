@@ -21,7 +21,7 @@ from ..io.paths import _same_file
 from ..metadata import software_only
 from ..ome import PyramidWriter, check_pyramid_target, pyramid_kind
 from ..outputs import depth_paths
-from .fuse import depth_preview, quiet_log, resolve_output
+from .fuse import align_kwargs, depth_preview, quiet_log, resolve_output
 
 
 def _inputs(sources) -> list[Path]:
@@ -30,9 +30,6 @@ def _inputs(sources) -> list[Path]:
 
 def _check_options(args) -> None:
     """Options of ``mfif fuse`` the Dask engine does not carry out: refused, never ignored."""
-    if args.align:
-        raise UsageError("--align is not available for z-stacks on the Dask engine yet; align the planes first "
-                         "(mfif align) or fuse files without --scheduler")
     if args.save_maps:
         raise UsageError("--save-maps is not available on the Dask engine (stage maps are whole-image PNGs); "
                          "use --depth-map")
@@ -78,8 +75,17 @@ def run_zstack(args, params: dict) -> int:
     show = not args.quiet and sys.stderr.isatty()
     t0 = time.perf_counter()
     with scheduler(args.scheduler, connect_timeout=args.connect_timeout, log=log):
-        fused, depth = fuse_dask(stack.array, method=args.method, chunk=args.tile, worker_memory_mb=args.max_memory,
+        planes, kept = stack.array, list(range(stack.n))
+        if args.align:
+            from ..engines.align import align_zstack
+
+            planes, kept, _, box = align_zstack(stack.array, model=args.align_model, names=stack.names,
+                                                chunk=stack.array.chunks[1][0], log=log, **align_kwargs(args, stack.n))
+            h, w = box[3] - box[1], box[2] - box[0]
+        fused, depth = fuse_dask(planes, method=args.method, chunk=args.tile, worker_memory_mb=args.max_memory,
                                  **params)
+        if depth is not None and len(kept) < stack.n:  # plane indices of the input, not of those kept
+            depth = depth.map_blocks(lambda d: np.asarray(kept, np.uint16)[d], dtype=np.uint16)
         if dtype != stack.dtype:
             fused = fused.map_blocks(lambda a: from_float(to_float(a), dtype), dtype=dtype)
         chunk = fused.chunks[0][0]

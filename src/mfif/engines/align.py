@@ -1,0 +1,160 @@
+"""Aligning a z-stack for the Dask engine: transforms from small copies, warping chunk by chunk.
+
+A slide's planes are far larger than memory, but the motion between planes (stage drift, focus
+breathing) is a global similarity: one transform per plane. :func:`align_zstack` estimates them
+with :func:`mfif.align.estimate_transforms` (the same registration as ``mfif fuse --align``) on
+block-mean copies of the planes no larger than ``work_size`` px (one pass over each plane,
+chunk by chunk), scales them to full resolution, and returns the planes warped into the common
+valid rectangle as a new lazy array: each output chunk reads only the source region its pixels
+come from (plus a 3-px margin for cubic interpolation) and warps it with
+:func:`mfif.align.warp_frame`, so no plane is ever held whole.
+
+References
+----------
+.. [1] G. D. Evangelidis and E. Z. Psarakis, "Parametric image alignment using enhanced
+   correlation coefficient maximization", IEEE TPAMI 30(10):1858-1865, 2008.
+"""
+from __future__ import annotations
+
+import math
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ..align import estimate_transforms, resolve_max_residual, scale_matrix, warp_frame
+from ..errors import AlignmentError
+from ..io import GRAY_WEIGHTS
+
+__all__ = ["align_zstack", "small_copies", "warp_zstack"]
+
+#: Context (px) around a chunk's source region: cubic interpolation reads 2 px beyond a sample.
+MARGIN = 3
+
+
+def small_copies(array, *, work_size: int = 1024) -> tuple[list[np.ndarray], int]:
+    """Block-mean gray copies of every plane, longer side at most ``work_size``; and the factor.
+
+    Returns ``(copies, f)``: float32 arrays on the planes' own scale, each ``floor(H / f) x
+    floor(W / f)``, where ``f`` is the smallest integer that brings the longer side within
+    ``work_size`` (1: the planes themselves, in gray).
+    """
+    z, h, w = array.shape[:3]
+    f = max(1, math.ceil(max(h, w) / int(work_size)))
+    copies = []
+    for k in range(z):
+        plane = array[k].astype(np.float32)
+        if plane.ndim == 3:
+            if plane.shape[2] == 3:
+                r, g, b = GRAY_WEIGHTS
+                plane = plane[..., 0] * r + plane[..., 1] * g + plane[..., 2] * b
+            else:
+                plane = plane[..., 0]
+        if f > 1:
+            plane = da.coarsen(np.mean, plane, {0: f, 1: f}, trim_excess=True)
+        copies.append(plane)
+    return [np.ascontiguousarray(c, dtype=np.float32) for c in dask.compute(*copies)], f
+
+
+def _source_region(matrix: np.ndarray, box: tuple[int, int, int, int], h: int, w: int):
+    """The frame rectangle ``(x0, y0, x1, y1)`` whose pixels a reference rectangle ``box`` samples."""
+    inv = np.linalg.inv(matrix)
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0, 1], [x1 - 1, y0, 1], [x0, y1 - 1, 1], [x1 - 1, y1 - 1, 1]], float).T
+    p = inv @ corners
+    p = p[:2] / p[2]
+    sx0 = max(0, int(math.floor(p[0].min())) - MARGIN)
+    sy0 = max(0, int(math.floor(p[1].min())) - MARGIN)
+    sx1 = min(w, int(math.ceil(p[0].max())) + MARGIN + 1)
+    sy1 = min(h, int(math.ceil(p[1].max())) + MARGIN + 1)
+    if sx1 <= sx0 or sy1 <= sy0:  # nothing of the frame there: any pixel will do (reflection)
+        sx0, sy0, sx1, sy1 = 0, 0, min(w, 1), min(h, 1)
+    return sx0, sy0, sx1, sy1
+
+
+def _warp_block(region: np.ndarray, matrix: np.ndarray, offset: tuple[int, int], box) -> np.ndarray:
+    """Warp a source ``region`` whose top-left pixel is frame pixel ``offset`` into reference ``box``."""
+    shift = np.array([[1.0, 0.0, offset[0]], [0.0, 1.0, offset[1]], [0.0, 0.0, 1.0]])
+    return warp_frame(np.ascontiguousarray(region), matrix @ shift, box=box)
+
+
+def warp_zstack(array, matrices, box: tuple[int, int, int, int], *, chunk: int):
+    """The planes warped by ``matrices`` (frame -> reference, full resolution) into ``box``, lazily.
+
+    Returns a dask array ``(Z, y1 - y0, x1 - x0[, C])`` of the input's dtype, chunked ``chunk``
+    px in Y and X; each chunk depends only on the source region it samples.
+    """
+    z, h, w = array.shape[:3]
+    x0, y0, x1, y1 = box
+    tail = tuple(array.shape[3:])
+    planes = []
+    for k in range(z):
+        m = np.asarray(matrices[k], float)
+        if np.allclose(m, np.eye(3)):
+            planes.append(array[k, y0:y1, x0:x1].rechunk((chunk, chunk) + tail))
+            continue
+        rows = []
+        for by in range(y0, y1, chunk):
+            row = []
+            for bx in range(x0, x1, chunk):
+                b = (bx, by, min(x1, bx + chunk), min(y1, by + chunk))
+                sx0, sy0, sx1, sy1 = _source_region(m, b, h, w)
+                region = array[k, sy0:sy1, sx0:sx1]
+                block = dask.delayed(_warp_block)(region, m, (sx0, sy0), b)
+                row.append(da.from_delayed(block, shape=(b[3] - b[1], b[2] - b[0]) + tail, dtype=array.dtype))
+            rows.append(row)
+        planes.append(da.concatenate([da.concatenate(row, axis=1) for row in rows], axis=0))
+    return da.stack(planes)
+
+
+def align_zstack(array, *, reference="middle", model: str = "similarity", max_residual="auto",
+                 skip_unaligned: bool = False, work_size: int = 1024, chunk: int = 1024, names=None, log=None):
+    """Register every plane of a z-stack to the reference plane and warp the stack into the common box.
+
+    Parameters
+    ----------
+    array : dask.array.Array
+        ``(Z, Y, X[, C])`` planes.
+    reference, model, skip_unaligned, names
+        As :func:`mfif.align.estimate_transforms`.
+    max_residual : float, "auto" or None
+        Largest residual in full-resolution px (``"auto"``: 0.2 % of the plane's diagonal, at
+        least 2 px), scaled to the small copies for the estimate.
+    work_size : int
+        Longest side of the small copies the transforms are estimated on.
+    chunk : int
+        Chunk side of the aligned array.
+    log : callable, optional
+        ``log(line)`` gets one line per plane (its transform and residual).
+
+    Returns
+    -------
+    (dask.array.Array, list of int, list of ndarray, tuple)
+        The aligned planes (only those kept), their indices in the input, their full-resolution
+        frame -> reference matrices, and the valid box ``(x0, y0, x1, y1)`` in the reference's
+        full-resolution pixels.
+
+    Raises
+    ------
+    AlignmentError
+        A plane cannot be aligned (without ``skip_unaligned``), or too little common area.
+    """
+    z, h, w = array.shape[:3]
+    copies, f = small_copies(array, work_size=work_size)
+    limit = resolve_max_residual(max_residual, w, h)
+    reg = estimate_transforms(copies, reference=reference, model=model,
+                              max_residual=None if limit is None else limit / f, skip_unaligned=skip_unaligned,
+                              names=names, work_size=work_size)
+    s = scale_matrix(1.0 / f)
+    full = [np.linalg.inv(s) @ np.asarray(t, float) @ s for t in reg.transforms]
+    sx0, sy0, sx1, sy1 = reg.valid_box
+    box = (math.ceil(sx0 * f), math.ceil(sy0 * f), min(w, math.floor(sx1 * f)), min(h, math.floor(sy1 * f)))
+    if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+        raise AlignmentError(f"the aligned planes share too little area ({box[2] - box[0]}x{box[3] - box[1]} px)")
+    if log is not None:
+        log(f"aligning on copies reduced {f}x (residuals below in their px, x{f} at full resolution)")
+        for line, status in zip(reg.describe(names), reg.status):
+            log(("warning: " if status != "ok" else "") + line)
+    keep = list(reg.aligned)
+    aligned = warp_zstack(array[keep], [full[i] for i in keep], box, chunk=chunk)
+    return aligned, keep, [full[i] for i in keep], box
