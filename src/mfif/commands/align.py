@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
@@ -32,25 +30,9 @@ def register(sub):
     return p
 
 
-def _write_json(path: Path, data: dict, protect) -> None:
-    """Write ``data`` as JSON atomically (temporary file + rename), never over an input."""
-    if path.is_dir():
-        raise UsageError(f"{path}: is a directory")
-    if any(path.resolve() == Path(q).resolve() for q in protect):
-        raise UsageError(f"{path}: refusing to overwrite an input image")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
 def run(args) -> int:
     from ..align import estimate_transforms, warp_frame
-    from ..io import check_output_path, expand_sources, read_image, write_image
+    from ..io import check_output_path, expand_sources, read_image, write_image, write_text
 
     paths = expand_sources(args.sources)
     if len(paths) < 2:
@@ -91,7 +73,7 @@ def run(args) -> int:
         rep["cropped"] = not args.no_crop
         for f, t in zip(rep["frames"], targets):
             f["output"] = str(t) if f["status"] == "ok" else None
-        _write_json(Path(args.report), rep, paths)
+        write_text(Path(args.report), json.dumps(rep, indent=1), protect=paths)
     x0, y0, x1, y1 = box
     log(f"wrote {written} aligned frames ({x1 - x0}x{y1 - y0}) to {out_dir} in {reg.info['seconds']:.2f} s "
         f"of alignment" + (f"; skipped {len(paths) - written}" if written < len(paths) else ""))

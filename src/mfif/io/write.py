@@ -170,9 +170,9 @@ def atomic_output(path: str | os.PathLike, *, protect: Iterable[str | os.PathLik
                 os.unlink(tmp)
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a UTF-8 text file atomically (see :func:`atomic_output`)."""
-    with atomic_output(path) as f:
+def write_text(path: str | os.PathLike, text: str, *, protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Write a UTF-8 text file atomically (see :func:`atomic_output`), never over ``protect``."""
+    with atomic_output(path, protect=protect) as f:
         f.write(text.encode("utf-8"))
     return Path(path)
 
