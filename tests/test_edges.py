@@ -176,6 +176,14 @@ def test_float_tiff_keeps_its_range(tmp_path, rng, capsys):
     assert f.max() > 100 and np.abs(f - sharp * 255.0).mean() < 10.0  # not clipped to 1, not white
 
 
+def test_float_sources_from_a_generator_keep_their_range(rng):
+    import mfif
+
+    img = rng.random((24, 24)).astype(np.float32) * 300.0
+    res = mfif.fuse((x for x in [img, img]), method="average")
+    assert np.allclose(res.fused, img, atol=1e-3)
+
+
 def test_float_tiff_negative_range(tmp_path, rng):
     """Signed data (e.g. a background-subtracted microscope image) is not clipped at 0."""
     import mfif

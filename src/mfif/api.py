@@ -20,9 +20,7 @@ def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None =
     Float sources are taken as they are; :func:`fuse` first maps float stacks that leave
     [0, 1] into it (:func:`float_range`).
     """
-    if sources is None or isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
-        raise UsageError(f"sources must be a sequence of two or more images (arrays), got {type(sources).__name__}")
-    srcs = list(sources)  # a list of images or an NxHxW[xC] array
+    srcs = _listed(sources)
     check_sources(srcs, names)
     names = names or [f"source {i + 1}" for i in range(len(srcs))]
     out = []
@@ -42,6 +40,13 @@ def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None =
             raise UsageError(f"{name}: empty image {f.shape}")
         out.append(np.ascontiguousarray(f, dtype=np.float32))
     return out
+
+
+def _listed(sources) -> list:
+    """The sources as a list (a sequence, an NxHxW[xC] array or any iterable of images)."""
+    if sources is None or isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
+        raise UsageError(f"sources must be a sequence of two or more images (arrays), got {type(sources).__name__}")
+    return list(sources)
 
 
 def float_range(sources: Sequence[np.ndarray]) -> tuple[float, float]:
@@ -100,6 +105,7 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = DEFAULT_METHOD, value_r
     """
     m = get_method(method)
     opts = parse_params(m, params)
+    sources = _listed(sources)  # iterated three times below: a generator would be spent after one
     srcs = prepare_sources(sources)
     is_float = any(np.asarray(s).dtype.kind == "f" for s in sources)
     lo, hi = (value_range if value_range is not None else float_range(sources)) if is_float else (0.0, 1.0)
