@@ -100,7 +100,6 @@ def read_metadata(path: str | os.PathLike) -> Metadata:
 
 
 def _software() -> str:
-
     return f"mfif {__version__}"
 
 

@@ -110,11 +110,15 @@ def _check_maps_dir(d: PlannedOutput, files: Sequence[PlannedOutput], inputs: Se
     except UsageError as exc:
         raise UsageError(f"{d.what} {exc}") from None
     home = _key(d.path)
+
+    def replaced(p: Path) -> bool:  # a stage map DIR/NAME.png would land on p
+        return _key(p.parent) == home and p.suffix.lower() == ".png" and bool(STAGE_MAP_NAME.match(p.stem))
+
     for o in files:
-        if _key(o.path.parent) == home and o.path.suffix.lower() == ".png" and STAGE_MAP_NAME.match(o.path.stem):
+        if replaced(o.path):
             raise UsageError(f"{o.what} {display_path(o.path)} would be replaced by a stage map of {d.what} "
                              f"{display_path(d.path)}; choose another name or folder")
     for p in inputs:
-        if _key(p.parent) == home and p.suffix.lower() == ".png" and STAGE_MAP_NAME.match(p.stem):
+        if replaced(p):
             raise UsageError(f"{d.what} {display_path(d.path)} would overwrite the input {display_path(p)} with a stage map; "
                              "choose another folder")

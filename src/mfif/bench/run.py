@@ -207,7 +207,6 @@ def _metrics(fused: np.ndarray, decision: np.ndarray | None, data: CaseData,
 
 
 def _method_params(methods: Sequence[str], params: dict | None, single_thread: bool) -> dict[str, dict]:
-
     out = {}
     for m in methods:
         meth = get_method(m)

@@ -107,7 +107,7 @@ def is_multipage_tiff(path: str | os.PathLike) -> bool:
 
 
 def _tiff_plan(path: Path, tf) -> tuple:
-    """Check a TIFF's layout and return (page, native dtype, output dtype, orientation)."""
+    """Check a TIFF's layout; return (first page, native dtype, output dtype, photometric, orientation)."""
     pages = tf.pages
     first = pages.first if hasattr(pages, "first") else pages[0]
     planes = len(tiff_planes(tf))
@@ -138,7 +138,6 @@ def _tiff_plan(path: Path, tf) -> tuple:
 
 
 def _tiff_info(path: Path) -> ImageInfo:
-
     with tifffile.TiffFile(str(path)) as tf:
         first, _, out, photometric, orientation = _tiff_plan(path, tf)
         shape = _tiff_shape(path, first)
@@ -156,7 +155,6 @@ def _tiff_shape(path: Path, page) -> tuple:
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
-
     with tifffile.TiffFile(str(path)) as tf:
         first, native, out, photometric, orientation = _tiff_plan(path, tf)
         shape = _tiff_shape(path, first)

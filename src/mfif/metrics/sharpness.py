@@ -19,7 +19,6 @@ ARTIFACT_THRESHOLD = 10.0
 
 
 def _gradient_energy(g: np.ndarray) -> float:
-
     g = np.asarray(g, dtype=np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT_101)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT_101)
