@@ -21,8 +21,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .consistency import boundary_distance
+from .io import GRAY_WEIGHTS
+
 __all__ = ["weighted_blend", "max_pyramid_levels", "laplacian_pyramid", "collapse_pyramid", "pyramid_blend",
-           "seam_blend"]
+           "seam_blend", "MaxAbsSelector", "luma_coeffs", "LUMA"]
 
 
 def weighted_blend(sources: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
@@ -100,8 +103,6 @@ def pyramid_blend(sources: Sequence[np.ndarray], levels: int) -> np.ndarray:
     ndarray
         float32 fused image, not clipped.
     """
-    from .methods._common import MaxAbsSelector, luma_coeffs
-
     colour = sources[0].ndim == 3
     sels = [MaxAbsSelector() for _ in range(levels)]
     base = None
@@ -131,8 +132,6 @@ def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.nd
     small for one pyramid level (under 4 px a side) have no seam to soften and are returned
     as they are; the result is clipped to [0, 1] by the caller.
     """
-    from .consistency import boundary_distance
-
     levels = min(SEAM_LEVELS, max_pyramid_levels(fused.shape))
     if width <= 0 or levels < 1:
         return fused
@@ -144,3 +143,47 @@ def seam_blend(fused: np.ndarray, sources: Sequence[np.ndarray], decision: np.nd
     if fused.ndim == 3:
         beta = beta[..., None]
     return fused + beta * (lap - fused)
+
+
+# BT.601 luma weights, the same as :func:`mfif.io.to_gray` (MATLAB ``rgb2gray``).
+LUMA = np.array(GRAY_WEIGHTS, np.float32)
+
+
+def luma_coeffs(c: np.ndarray, colour: bool) -> np.ndarray:
+    """Luminance of a coefficient array whose last axis is colour (when ``colour``).
+
+    Transforms used here are linear, so the luminance of the colour coefficients equals the
+    coefficients of the luminance image.
+    """
+    if not colour:
+        return c
+    return c @ LUMA  # (..., 3) -> (...)
+
+
+class MaxAbsSelector:
+    """Streaming max-abs coefficient selection over sources.
+
+    ``update(coef, activity)`` keeps, per position, the coefficient whose ``activity`` is the
+    largest seen so far; a tie keeps the earlier source (like :func:`numpy.argmax`). For colour
+    the activity is an ``h x w`` map and the choice is applied to all channels of ``coef``,
+    which are on the last axis (``h x w x C``) or, with ``leading=True``, the first
+    (``C x h x w``).
+    """
+
+    __slots__ = ("coef", "act")
+
+    def __init__(self) -> None:
+        self.coef: np.ndarray | None = None
+        self.act: np.ndarray | None = None
+
+    def update(self, coef: np.ndarray, activity: np.ndarray, *, leading: bool = False) -> None:
+        if self.coef is None:
+            self.coef = np.array(coef, dtype=np.float32, copy=True)
+            self.act = np.array(activity, dtype=np.float32, copy=True)
+            return
+        take = activity > self.act
+        if coef.ndim == take.ndim + 1:
+            np.copyto(self.coef, coef, where=take[None] if leading else take[..., None])
+        else:
+            np.copyto(self.coef, coef, where=take)
+        np.maximum(self.act, activity, out=self.act)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from .decision import argmax_decision, label_boundary, one_hot
+from .focus import sml
 
 __all__ = ["remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
            "boundary_distance", "noise_sigma", "best_margin", "decision_confidence", "refine_boundaries",
@@ -201,8 +202,6 @@ def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band
     ndarray
         ``HxW`` int16 label map (``decision`` itself when ``band <= 0`` or there is no boundary).
     """
-    from .focus import sml
-
     if band <= 0:
         return decision
     near = boundary_distance(decision) <= band

@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .align import estimate_transforms, warp_frame
+from .api import fuse
 from .errors import UsageError
 from .io import check_sources, from_float
 from .io import read_image as _read_image
@@ -302,8 +303,6 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
     Returns ``(acc, wsum, decision, maps, n_tiles)``; with one tile ``acc`` is the fused float
     image itself and ``wsum`` None.
     """
-    from .api import fuse
-
     n, (h, w) = cache.n, cache.shape[:2]
     value_range = (cache.lo, cache.hi) if cache.dtype.kind == "f" else None
     boxes = list(tiles(h, w, plan.tile, plan.overlap))

@@ -6,9 +6,10 @@ from typing import Sequence
 import numpy as np
 import pywt
 
+from ..blend import LUMA, MaxAbsSelector
 from ..errors import UsageError
 from ..result import FusionResult
-from ._common import LUMA, MaxAbsSelector, check_count, clip01
+from ._common import check_count, clip01
 
 __all__ = ["DEFAULT_LEVEL", "dwt_max_level", "fuse_dwt"]
 
