@@ -311,10 +311,9 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
     wsum = None if single else np.zeros((h, w), np.float32)
     decision = None
     maps: dict[str, np.ndarray] = {}
-    area_params = {k: v for k, v in m.options(params).items() if k in m.area_options}
     for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
-        tile_params = params if single else {  # area fractions rescaled to this tile's area
-            **params, **{o: min(0.5, float(v) * h * w / ((py1 - py0) * (px1 - px0))) for o, v in area_params.items()}}
+        tile_params = params if single else m.tile_options(params, full_area=h * w,
+                                                           tile_area=(py1 - py0) * (px1 - px0))
         srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
         res: FusionResult = fuse(srcs, method=m.name, value_range=value_range, **tile_params)
         srcs = None

@@ -111,14 +111,14 @@ def _axis_chunks(size: int, chunk: int, halo: int) -> tuple:
     return tuple(sizes)
 
 
-def _fuse_block(block: np.ndarray, *, method: str, opts: dict, area: dict, full_area: int, halo: int,
+def _fuse_block(block: np.ndarray, *, method: str, opts: dict, full_area: int, halo: int,
                 value_range, has_decision: bool, block_info=None) -> np.ndarray:
     """Fuse one padded chunk ``(Z, y, x, C)``; returns its core ``(y, x, C + 1)`` float32: the fused
     channels, then the decision (plane index) as float."""
     info = block_info[0]
     (_, iy, ix, _), (_, ny, nx, _) = info["chunk-location"], info["num-chunks"]
     z, ph, pw, c = block.shape
-    tile_opts = {**opts, **{k: min(0.5, float(v) * full_area / (ph * pw)) for k, v in area.items()}}
+    tile_opts = get_method(method).tile_options(opts, full_area=full_area, tile_area=ph * pw)
     frames = [block[i, ..., 0] if c == 1 else block[i] for i in range(z)]
     res = fuse(frames, method=method, value_range=value_range, **tile_opts)
     f = res.fused.reshape(ph, pw, c)
@@ -193,12 +193,11 @@ def fuse_dask(array, *, method: str = DEFAULT_METHOD, chunk: int = 0, worker_mem
     halo = m.halo
     yc, xc = _axis_chunks(h, chunk, halo), _axis_chunks(w, chunk, halo)
     arr4 = arr4.rechunk((z, yc, xc, c))
-    area = {k: v for k, v in m.options(opts).items() if k in m.area_options}
     out = da.map_overlap(_fuse_block, arr4, depth={0: 0, 1: halo if len(yc) > 1 else 0,
                                                    2: halo if len(xc) > 1 else 0, 3: 0},
                          boundary="none", trim=False, allow_rechunk=False, drop_axis=0,
                          chunks=(yc, xc, (c + 1,)), dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
-                         method=method, opts=opts, area=area, full_area=h * w, halo=halo,
+                         method=method, opts=opts, full_area=h * w, halo=halo,
                          value_range=value_range, has_decision=m.has_decision)
     fused = out[..., 0] if gray else out[..., :c]
     if dtype.kind != "f":

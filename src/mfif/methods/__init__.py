@@ -101,6 +101,13 @@ class Method:
         out.update(given or {})
         return out
 
+    def tile_options(self, given: dict, *, full_area: int, tile_area: int) -> dict:
+        """``given`` with the declared area-fraction options rescaled from the whole image's area to a
+        tile's, so that a tile removes the same absolute region sizes as a whole-image run (at
+        most 0.5, the options' own limit)."""
+        area = {k: v for k, v in self.options(given).items() if k in self.area_options}
+        return {**given, **{k: min(0.5, float(v) * full_area / tile_area) for k, v in area.items()}}
+
     def load_resources(self):
         """The :class:`mfif.tiling.Resources` engines plan tiles with."""
         from ..tiling import Resources
