@@ -260,6 +260,8 @@ def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = N
             im = im.convert("RGB")
         im.save(f, format="JPEG", quality=quality)
     elif ext == ".png":
-        im.save(f, format="PNG", **({"icc_profile": icc} if icc else {}))
+        # zlib level 1, as OpenCV writes 16-bit PNG: about 4x faster than Pillow's default 6, for
+        # files some 10-20 % larger
+        im.save(f, format="PNG", compress_level=1, **({"icc_profile": icc} if icc else {}))
     else:
         im.save(f, format="BMP")
