@@ -159,15 +159,39 @@ def boundary_distance(decision: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
-def noise_sigma(grays: Sequence[np.ndarray]) -> float:
-    """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994)."""
-    import warnings
+#: ``Phi^-1(0.75)``: the median of ``|x|`` for standard normal ``x`` (MAD to sigma).
+_MAD_TO_SIGMA = 0.6744897501960817
 
-    from skimage.restoration import estimate_sigma
 
-    with warnings.catch_warnings():  # a 1-px-wide gray image is not a colour image, whatever skimage guesses
-        warnings.simplefilter("ignore", UserWarning)
-        return float(np.mean([estimate_sigma(g) for g in grays]))
+def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -> float:
+    """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994).
+
+    Per source: the median absolute value of the nonzero finest diagonal detail coefficients
+    of a one-level ``db2`` wavelet transform (PyWavelets, symmetric extension), divided by
+    ``Phi^-1(0.75)``; the same estimate as scikit-image's ``estimate_sigma`` (whose import
+    pulls in SciPy's statistics, 0.7 s), the mean over the sources returned.
+
+    With ``max_pixels``, each source is estimated on its central crop of at most that many
+    pixels (same aspect ratio): a median over a megapixel is as good an estimate of a
+    stationary noise level as over the whole frame, at a fraction of the cost.
+    """
+    import pywt
+
+    def crop(g: np.ndarray) -> np.ndarray:
+        h, w = g.shape[:2]
+        if max_pixels is None or h * w <= max_pixels:
+            return g
+        f = (max_pixels / (h * w)) ** 0.5
+        ch, cw = max(8, int(h * f)), max(8, int(w * f))
+        y, x = (h - ch) // 2, (w - cw) // 2
+        return g[y:y + ch, x:x + cw]
+
+    def one(g: np.ndarray) -> float:
+        dd = pywt.dwtn(crop(np.asarray(g, dtype=np.float32)), "db2")["dd"]
+        dd = np.abs(dd[dd != 0])
+        return float(np.median(dd)) / _MAD_TO_SIGMA if dd.size else 0.0
+
+    return float(np.mean([one(g) for g in grays]))
 
 
 def best_margin(stack: np.ndarray) -> np.ndarray:
