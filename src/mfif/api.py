@@ -11,7 +11,7 @@ from .io import check_finite, check_sources, to_float
 from .methods import DEFAULT_METHOD, get_method, parse_params
 from .result import FusionResult
 
-__all__ = ["fuse", "prepare_sources", "float_range"]
+__all__ = ["fuse", "fuse_frames", "prepare_sources", "float_range"]
 
 
 def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[np.ndarray]:
@@ -23,23 +23,27 @@ def prepare_sources(sources: Sequence[np.ndarray], names: Sequence[str] | None =
     srcs = _listed(sources)
     check_sources(srcs, names)
     names = names or [f"source {i + 1}" for i in range(len(srcs))]
-    out = []
-    for s, name in zip(srcs, names):
-        a = np.asarray(s)
-        if a.dtype.kind not in "fb" and a.dtype not in (np.uint8, np.uint16):
-            raise UsageError(f"{name}: unsupported pixel type {a.dtype} (use uint8, uint16, float or bool)")
-        check_finite(a, name)
-        f = to_float(a)
-        if f.ndim == 3 and f.shape[2] == 4:
-            f = f[..., :3]
-        if f.ndim == 3 and f.shape[2] not in (1, 3):
-            raise UsageError(f"{name}: unsupported channel count {f.shape[2]} (use gray, RGB or RGBA)")
-        if f.ndim == 3 and f.shape[2] == 1:
-            f = f[..., 0]
-        if min(f.shape[:2]) < 1:
-            raise UsageError(f"{name}: empty image {f.shape}")
-        out.append(np.ascontiguousarray(f, dtype=np.float32))
-    return out
+    return [unit_float(s, name) for s, name in zip(srcs, names)]
+
+
+def unit_float(image: np.ndarray, name: str = "source") -> np.ndarray:
+    """One source as :func:`prepare_sources` converts it: float32 (integers scaled to [0, 1],
+    floats as they are), alpha dropped, a single channel squeezed; bad types, channel counts,
+    empty or non-finite images raise :class:`UsageError` naming ``name``."""
+    a = np.asarray(image)
+    if a.dtype.kind not in "fb" and a.dtype not in (np.uint8, np.uint16):
+        raise UsageError(f"{name}: unsupported pixel type {a.dtype} (use uint8, uint16, float or bool)")
+    check_finite(a, name)
+    f = to_float(a)
+    if f.ndim == 3 and f.shape[2] == 4:
+        f = f[..., :3]
+    if f.ndim == 3 and f.shape[2] not in (1, 3):
+        raise UsageError(f"{name}: unsupported channel count {f.shape[2]} (use gray, RGB or RGBA)")
+    if f.ndim == 3 and f.shape[2] == 1:
+        f = f[..., 0]
+    if min(f.shape[:2]) < 1:
+        raise UsageError(f"{name}: empty image {f.shape}")
+    return np.ascontiguousarray(f, dtype=np.float32)
 
 
 def _listed(sources) -> list:
@@ -121,6 +125,35 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = DEFAULT_METHOD, value_r
     res.info.setdefault("seconds", time.perf_counter() - t0)
     res.info.setdefault("params", opts)
     if mapped:
+        res.fused = np.clip(res.fused * np.float32(span) + np.float32(lo), lo, hi).astype(np.float32)
+        res.info["value_range"] = (lo, hi)
+    res.method = method
+    return res
+
+
+def fuse_frames(frames, *, method: str = DEFAULT_METHOD, value_range: tuple[float, float] = (0.0, 1.0),
+                keep_maps: bool = True, **params: Any) -> FusionResult:
+    """:func:`fuse` on frames read on demand: a :class:`mfif.frames.FrameSource` of float32
+    frames in [0, 1] (mapped from ``value_range`` by the source).
+
+    A method that declares a frame-source form (``frames_target`` in the registry) reads the
+    frames as it needs them; any other method gets them all as a list. ``keep_maps=False``
+    lets the method skip its per-frame stage maps. The fused image is mapped back to
+    ``value_range``.
+    """
+    m = get_method(method)
+    opts = parse_params(m, params)
+    lo, hi = value_range
+    span = hi - lo if hi > lo else 1.0
+    t0 = time.perf_counter()
+    func = m.load_frames()
+    if func is not None:
+        res = func(frames, keep_maps=keep_maps, **opts)
+    else:
+        res = m.load()([frames.frame(k) for k in range(frames.n)], **opts)
+    res.info.setdefault("seconds", time.perf_counter() - t0)
+    res.info.setdefault("params", opts)
+    if (lo, hi) != (0.0, 1.0):
         res.fused = np.clip(res.fused * np.float32(span) + np.float32(lo), lo, hi).astype(np.float32)
         res.info["value_range"] = (lo, hi)
     res.method = method

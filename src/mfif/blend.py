@@ -24,7 +24,7 @@ import numpy as np
 from .consistency import boundary_distance
 from .io import GRAY_WEIGHTS
 
-__all__ = ["weighted_blend", "max_pyramid_levels", "laplacian_pyramid", "collapse_pyramid", "pyramid_blend",
+__all__ = ["weighted_blend", "softmax_weights", "max_pyramid_levels", "laplacian_pyramid", "collapse_pyramid", "pyramid_blend",
            "seam_blend", "MaxAbsSelector", "luma_coeffs", "LUMA"]
 
 
@@ -49,6 +49,31 @@ def weighted_blend(sources: Sequence[np.ndarray], weights: np.ndarray) -> np.nda
             out += s * w[:, :, None]
         else:
             out += s * w
+    return out
+
+
+def softmax_weights(scores: np.ndarray, *, temperature: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel softmax over frames of ``NxHxW`` scores divided by ``temperature``.
+
+    The soft blend's weights (frames weighted by ``exp(s_k / T)``, normalised), and, at
+    ``temperature=1`` on a ranking network's scores, each frame's probability of being the
+    sharpest. Computed stably (the per-pixel maximum is subtracted first).
+
+    Returns
+    -------
+    ndarray
+        ``NxHxW`` float32 weights summing to one per pixel (``out`` if given, which may be
+        ``scores`` itself).
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    if out is None:
+        out = np.array(s, copy=True)
+    elif out is not s:
+        np.copyto(out, s)
+    out /= np.float32(temperature)
+    out -= out.max(axis=0, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=0, keepdims=True)
     return out
 
 

@@ -34,9 +34,65 @@ import numpy as np
 from .decision import argmax_decision, label_boundary, one_hot
 from .focus import sml
 
-__all__ = ["remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
+__all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
            "boundary_distance", "noise_sigma", "best_margin", "decision_confidence", "refine_boundaries",
            "verify_decision", "decision_weights"]
+
+
+def _blur_wide(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of ``sigma`` px; wide blurs run on a shrunken copy (8 px there) and are
+    enlarged back, which costs the same at every sigma."""
+    h, w = x.shape
+    if sigma <= 8:
+        return cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    f = sigma / 8.0
+    small = cv2.resize(x, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 8.0, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def fill_weak_evidence(scores: np.ndarray, *, weak: float, sigmas: Sequence[float] = (4.0, 16.0, 64.0)) -> np.ndarray:
+    """Give areas without focus evidence the scores of the evidence around them.
+
+    On a flat or textureless area (sky, a studio backdrop) no frame is sharper than another, and
+    an arg-max of nearly equal scores is a coin toss per pixel: the fused image becomes a
+    patchwork of frames that differ slightly in brightness or noise. Here each pixel's
+    evidence is its margin ``m`` (best score minus second best, :func:`best_margin`); the
+    scores are spread by normalised convolution weighted by that evidence, ``S~ = K*(m S) /
+    K*(m)``, with ``K`` the sum of Gaussians of widths ``sigmas`` (near evidence dominates,
+    far evidence still reaches large areas), and each pixel keeps its own scores in proportion
+    to its evidence: ``a S + (1 - a) S~`` with ``a = min(m / weak, 1)``.
+
+    Parameters
+    ----------
+    scores : ndarray
+        ``NxHxW`` float32 scores whose differences are evidence (for example logits).
+    weak : float, keyword-only
+        Margin from which a pixel's own scores are kept unchanged (0: return ``scores``).
+    sigmas : sequence of float, keyword-only
+        Widths (px of ``scores``) of the spreading kernel.
+
+    Returns
+    -------
+    ndarray
+        ``NxHxW`` float32 scores (a new array).
+
+    References
+    ----------
+    .. [1] H. Knutsson and C.-F. Westin, "Normalized and differential convolution", CVPR 1993.
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    if weak <= 0 or s.shape[0] < 2:
+        return s.copy()
+    m = best_margin(s).astype(np.float32)
+    den = sum(_blur_wide(m, sg) for sg in sigmas)
+    den = np.maximum(den, np.float32(1e-12))
+    a = np.minimum(m / np.float32(weak), 1.0)
+    out = np.empty_like(s)
+    for k in range(s.shape[0]):
+        spread = sum(_blur_wide(m * s[k], sg) for sg in sigmas) / den
+        out[k] = a * s[k] + (1.0 - a) * spread
+    return out
 
 
 def remove_small_regions(decision: np.ndarray, *, min_area: int, confidence: np.ndarray | None = None,
@@ -163,6 +219,18 @@ def boundary_distance(decision: np.ndarray) -> np.ndarray:
 _MAD_TO_SIGMA = 0.6744897501960817
 
 
+def central_box(h: int, w: int, max_pixels: int | None) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of the central box of at most ``max_pixels`` pixels (the frame's aspect
+    ratio, at least 8 px a side) of an ``h x w`` frame; the whole frame if it is smaller or
+    ``max_pixels`` is None."""
+    if max_pixels is None or h * w <= max_pixels:
+        return 0, h, 0, w
+    f = (max_pixels / (h * w)) ** 0.5
+    ch, cw = min(h, max(8, int(h * f))), min(w, max(8, int(w * f)))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return y, y + ch, x, x + cw
+
+
 def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -> float:
     """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994).
 
@@ -177,17 +245,9 @@ def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -
     """
     import pywt
 
-    def crop(g: np.ndarray) -> np.ndarray:
-        h, w = g.shape[:2]
-        if max_pixels is None or h * w <= max_pixels:
-            return g
-        f = (max_pixels / (h * w)) ** 0.5
-        ch, cw = max(8, int(h * f)), max(8, int(w * f))
-        y, x = (h - ch) // 2, (w - cw) // 2
-        return g[y:y + ch, x:x + cw]
-
     def one(g: np.ndarray) -> float:
-        dd = pywt.dwtn(crop(np.asarray(g, dtype=np.float32)), "db2")["dd"]
+        y0, y1, x0, x1 = central_box(g.shape[0], g.shape[1], max_pixels)
+        dd = pywt.dwtn(np.asarray(g[y0:y1, x0:x1], dtype=np.float32), "db2")["dd"]
         dd = np.abs(dd[dd != 0])
         return float(np.median(dd)) / _MAD_TO_SIGMA if dd.size else 0.0
 

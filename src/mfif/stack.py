@@ -46,8 +46,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .align import estimate_transforms, warp_frame
-from .api import fuse
+from .api import fuse, fuse_frames, unit_float
 from .errors import UsageError
+from .frames import FrameSource
 from .io import check_sources, from_float
 from .io import read_image as _read_image
 from .methods import DEFAULT_METHOD, get_method, parse_params
@@ -144,6 +145,33 @@ class FrameCache:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class CacheFrames(FrameSource):
+    """One tile of the frame cache as a :class:`mfif.frames.FrameSource`: frames and boxes are
+    read from disk when asked for and converted as :func:`mfif.api.fuse` converts sources
+    (float32 in [0, 1], alpha dropped; float stacks mapped from ``value_range``)."""
+
+    def __init__(self, cache: FrameCache, box: tuple[int, int, int, int], value_range: tuple[float, float] | None):
+        self.cache, self.box = cache, box
+        self.n = cache.n
+        y0, y1, x0, x1 = box
+        chans = cache.shape[2:]
+        c = chans[0] if chans else 0
+        self.shape = (y1 - y0, x1 - x0) + ((3,) if c >= 3 else ())
+        lo, hi = value_range or (0.0, 1.0)
+        self._map = None if (lo, hi) == (0.0, 1.0) else (np.float32(lo), np.float32(hi - lo if hi > lo else 1.0))
+
+    def crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        by, _, bx, _ = self.box
+        raw = self.cache.read(k, by + y0, by + y1, bx + x0, bx + x1)
+        f = unit_float(raw, f"frame {k + 1}")
+        if self._map is not None:
+            f = (f - self._map[0]) / self._map[1]
+        return f
+
+    def frame(self, k: int) -> np.ndarray:
+        return self.crop(k, 0, self.shape[0], 0, self.shape[1])
 
 
 def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METHOD, params: dict | None = None,
@@ -314,9 +342,15 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
     for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
         tile_params = params if single else m.tile_options(params, full_area=h * w,
                                                            tile_area=(py1 - py0) * (px1 - px0))
-        srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
-        res: FusionResult = fuse(srcs, method=m.name, value_range=value_range, **tile_params)
-        srcs = None
+        if m.frames_target:  # the method reads what it needs from the cache: one frame at a time
+            frames = CacheFrames(cache, (py0, py1, px0, px1), value_range)
+            res: FusionResult = fuse_frames(frames, method=m.name, value_range=value_range or (0.0, 1.0),
+                                            keep_maps=want_maps, **tile_params)
+            frames = None
+        else:
+            srcs = [cache.read(i, py0, py1, px0, px1) for i in range(n)]
+            res = fuse(srcs, method=m.name, value_range=value_range, **tile_params)
+            srcs = None
         f = res.fused
         if single:
             acc = f

@@ -47,6 +47,8 @@ def add_stack_options(p) -> None:
                    help=f"fusion method (see `mfif methods`; default {DEFAULT_METHOD})")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, repeatable (see `mfif methods -v`)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+                   help="where a network method runs (method option device; sff-fast default auto, sff cpu)")
     p.add_argument("--prefer", choices=("none", "near", "far"), default=None,
                    help="where focus evidence is weak, take the near (first) or far (last) frame; frames are "
                         "near-first (method option prefer; default none)")
@@ -176,6 +178,10 @@ def method_options(args, *, depth_maps: bool = False) -> dict:
         if "prefer" not in {q.name for q in method.params}:
             raise UsageError(f"method {args.method} has no decision map; --prefer needs one (try sff or focus-map)")
         params["prefer"] = args.prefer
+    if getattr(args, "device", None) is not None:
+        if "device" not in {q.name for q in method.params}:
+            raise UsageError(f"--device: method {args.method} runs on the CPU only (sff and sff-fast take a device)")
+        params["device"] = args.device
     parse_params(method, params)
     if depth_maps and not method.has_decision:
         raise UsageError(f"method {args.method} has no decision map; a depth map needs one (try sff or focus-map)")

@@ -79,6 +79,11 @@ class Method:
     resources : Resources or str
         Its memory model (:class:`mfif.tiling.Resources`), or ``"module:attribute"`` of one
         (imported only when an engine asks).
+    frames_target : str
+        ``"module:function"`` of a form of the method that reads its frames on demand from a
+        :class:`mfif.frames.FrameSource` (``func(frames, keep_maps=..., **params)``); an engine
+        that holds the frames elsewhere (the local engine's disk cache) then never needs them
+        all in memory. Empty: the method takes a list of arrays only.
     """
 
     name: str
@@ -90,9 +95,17 @@ class Method:
     halo: int = 64
     area_options: tuple[str, ...] = ()
     resources: Any = None
+    frames_target: str = ""
 
     def load(self) -> Callable:
         mod, fn = self.target.split(":")
+        return getattr(importlib.import_module(mod), fn)
+
+    def load_frames(self) -> Callable | None:
+        """The frame-source form of the method (``frames_target``), or None."""
+        if not self.frames_target:
+            return None
+        mod, fn = self.frames_target.split(":")
         return getattr(importlib.import_module(mod), fn)
 
     def options(self, given: dict | None = None) -> dict:

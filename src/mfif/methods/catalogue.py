@@ -39,9 +39,48 @@ register(Method(
         Param("threads", int, 0, "CPU worker threads of the CNN pass (0: all cores)", min=0),
         Param("scale", float, 1.0, "run the CNN on copies downscaled by this factor (0.5: 4x faster)",
               min=0.1, max=1.0),
+        Param("device", str, "cpu", "where the CNN runs: cpu, auto (CUDA or MPS if PyTorch sees one), cuda or mps",
+              choices=("cpu", "auto", "cuda", "mps")),
     ) + PREFER_PARAMS,
     needs_torch=True, has_decision=True,
     area_options=("min_region", "min_region_floor"), resources="mfif.sff.resources:RESOURCES",
+))
+
+register(Method(
+    "sff-fast", "mfif.sff.fast_fusion:fuse_sff_fast",
+    "light SFF: a per-frame focus network (ONNX Runtime, ~1.4 kMAC/px) + SFF's consistency and blend steps",
+    params=(
+        Param("weights", str, "", "path of a .pt weights file with its card and ONNX export (default: shipped)"),
+        Param("device", str, "auto", "where the network runs: auto, cpu, cuda or mps",
+              choices=("auto", "cpu", "cuda", "mps")),
+        Param("threads", int, 0, "CPU threads of the network (0: all cores)", min=0),
+        Param("tile", float, 2.0, "largest network pass in megapixels (bigger frames run in exact strips)",
+              min=0.05, max=1000.0),
+        Param("blend", str, "decision", "decision: SFF's steps 2-4; soft: softmax blend of the frames (the "
+              "streaming API's)", choices=("decision", "soft")),
+        Param("weak", float, 8.0, "score margin (logits) below which an area takes the evidence around it "
+              "(0: off)", min=0.0, max=100.0),
+        Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),
+        Param("threshold", float, 0.5, "score threshold for the initial segmentation", min=0.0, max=1.0),
+        Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
+        Param("keep_confident", float, 0.3, "keep a small region if the network's mean confidence in it is at "
+              "least this (> 1: never)", min=0.0, max=2.0),
+        Param("min_region_floor", float, 0.001, "remove even confident regions smaller than this fraction",
+              min=0.0, max=0.5),
+        Param("refine_band", float, 8.0, "re-decide pixels this close (px) to a boundary with a fine focus "
+              "measure (0: off)", min=0.0, max=256.0),
+        Param("refine_window", int, 5, "window (px) of that fine focus measure", min=3, max=31),
+        Param("refine_noise", float, 8.0, "re-decide only where the fine measure beats the runner-up by this "
+              "many noise sigmas (0: everywhere in the band)", min=0.0),
+        Param("gf_radius", int, 2, "guided-filter radius of the consistency step (px)", min=0, max=256),
+        Param("gf_eps", float, 0.001, "guided-filter regularisation", min=0.0),
+        Param("seam", str, "none", "boundary treatment in step 4: laplacian cross-fade or none",
+              choices=("laplacian", "none")),
+        Param("seam_width", float, 6.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
+    ) + PREFER_PARAMS,
+    has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames",
+    area_options=("min_region", "min_region_floor"),
+    resources=Resources(MemoryModel(per_frame=48.0, fixed=64.0, const=250e6)),
 ))
 
 register(Method(
@@ -95,6 +134,10 @@ register(Method(
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
         Param("gf_radius", int, 8, "guided-filter radius of the consistency step (px; 0: hard weights)", min=0, max=256),
         Param("gf_eps", float, 0.01, "guided-filter regularisation", min=1e-10, max=10.0),
+        Param("blend", str, "decision", "decision: arg-max map + consistency + guided weights; soft: softmax "
+              "blend of log focus measures (the streaming API's)", choices=("decision", "soft")),
+        Param("temperature", float, 0.25, "softmax temperature of blend=soft (on log focus measures)",
+              min=0.01, max=100.0),
     ) + PREFER_PARAMS,
     has_decision=True,
     area_options=("min_region",),

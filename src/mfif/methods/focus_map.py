@@ -5,17 +5,30 @@ from typing import Sequence
 
 import numpy as np
 
+from ..blend import softmax_weights, weighted_blend
+from ..decision import argmax_decision
 from ..errors import UsageError
 from ..focus import FOCUS_MEASURES
 from ..result import FusionResult
-from ._common import check_count, decide_and_blend, luma
+from ._common import check_count, clip01, decide_and_blend, luma
 
-__all__ = ["fuse_focus_map"]
+__all__ = ["fuse_focus_map", "frame_scores"]
+
+
+def frame_scores(gray: np.ndarray, *, measure: str = "sml", window: int = 7) -> np.ndarray:
+    """One frame's log focus measure, ``log(m + 1e-6)`` (``HxW`` float32): what ``blend="soft"``
+    and the streaming API weigh frames by (a softmax of logs is a normalised power of the measure)."""
+    if measure not in FOCUS_MEASURES:
+        raise UsageError(f"method focus-map: option measure={measure!r} must be one of "
+                         + ", ".join(FOCUS_MEASURES))
+    m = FOCUS_MEASURES[measure](gray, window=int(window)).astype(np.float32, copy=False)
+    return np.log(np.maximum(m, 0.0) + np.float32(1e-6))
 
 
 def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", window: int = 7,
                    min_region: float = 0.01, gf_radius: int = 8,
-                   gf_eps: float = 0.01, prefer: str = "none", prefer_margin: float = 0.05) -> FusionResult:
+                   gf_eps: float = 0.01, blend: str = "decision", temperature: float = 0.25, prefer: str = "none",
+                   prefer_margin: float = 0.05) -> FusionResult:
     """Spatial-domain fusion with a hand-crafted focus measure, in the four pipeline stages.
 
     1. Focus detection: ``measure`` (from :data:`mfif.focus.FOCUS_MEASURES`) over a
@@ -44,6 +57,11 @@ def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", windo
         Guided-filter radius; 0 keeps hard (one-hot) weights.
     gf_eps : float, keyword-only
         Guided-filter regularisation (on the [0, 1] intensity scale).
+    blend : {"decision", "soft"}, keyword-only
+        ``soft``: skip stages 2-3 and weigh the frames by a softmax over frames of
+        :func:`frame_scores` at ``temperature`` (what :class:`mfif.stream.StackStream` computes).
+    temperature : float, keyword-only
+        Softmax temperature of ``blend="soft"``.
     prefer, prefer_margin : str, float, keyword-only
         Where focus evidence is weak, take the near or far frame
         (:func:`mfif.decision.prefer_decision`; ``"none"``: the plain arg-max).
@@ -68,6 +86,12 @@ def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", windo
         raise UsageError(f"method focus-map: option measure={measure!r} must be one of "
                          + ", ".join(FOCUS_MEASURES))
     grays = [luma(s) for s in sources]
+    if blend == "soft":
+        # scaled once, as the streaming API scales each frame, so that both break ties alike
+        scaled = np.stack([frame_scores(g, measure=measure, window=window) for g in grays]) / np.float32(temperature)
+        weights = softmax_weights(scaled)
+        return FusionResult(fused=clip01(weighted_blend(sources, weights)), method="focus-map",
+                            decision=argmax_decision(scaled), weights=weights, scores=scaled)
     func = FOCUS_MEASURES[measure]
     scores = np.stack([func(g, window=int(window)) for g in grays]).astype(np.float32, copy=False)
     initial, decision, weights, fused = decide_and_blend(sources, grays, scores, min_region=min_region,

@@ -52,6 +52,7 @@ import numpy as np
 from ..blend import seam_blend, weighted_blend
 from ..consistency import decision_confidence, decision_weights, verify_decision
 from ..decision import argmax_decision, prefer_decision, threshold_decision
+from ..errors import UsageError
 from ..io import to_gray
 from ..result import FusionResult
 from .inference import grid_to_map, score_grid
@@ -59,23 +60,39 @@ from .model import PATCH
 from .weights import load_model
 
 
+def resolve_device(device: str) -> str:
+    """The PyTorch device for ``device`` (``auto``: CUDA, else Apple's MPS, else the CPU);
+    :class:`UsageError` if a named one is not available."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else ("mps" if mps else "cpu")
+    if (device == "cuda" and not torch.cuda.is_available()) or (device == "mps" and not mps):
+        raise UsageError(f"device {device}: not available on this machine (PyTorch {torch.__version__} sees none); "
+                         "use device=cpu or device=auto")
+    return device
+
+
 def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 4, tile: int = 384,
-               threads: int = 0, scale: float = 1.0, progress: Callable | None = None) -> np.ndarray:
+               threads: int = 0, scale: float = 1.0, progress: Callable | None = None,
+               device: str = "cpu") -> np.ndarray:
     """Step 1: full-resolution focus-score maps ``(N, H, W)`` in [0, 1] for gray sources.
 
     With ``scale < 1`` the CNN sees copies downscaled by that factor (area averaging), which
     costs ``scale**2`` of the time; the score maps are upsampled back (bilinear).
     """
 
-    net, _ = load_model(weights or None)
+    dev = resolve_device(device)
+    net, _ = load_model(weights or None, device=dev)
     h, w = grays[0].shape
     if scale < 1.0:
         size = (max(PATCH, round(w * scale)), max(PATCH, round(h * scale)))
         small = [cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in grays]
-        grid = score_grid(net, small, stride=stride, tile=tile, threads=threads, progress=progress)
+        grid = score_grid(net, small, stride=stride, tile=tile, threads=threads, progress=progress, device=dev)
         maps = grid_to_map(grid, small[0].shape, stride=stride)
         return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in maps])
-    grid = score_grid(net, grays, stride=stride, tile=tile, threads=threads, progress=progress)
+    grid = score_grid(net, grays, stride=stride, tile=tile, threads=threads, progress=progress, device=dev)
     return grid_to_map(grid, (h, w), stride=stride)
 
 
@@ -84,7 +101,7 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
              refine_band: float = 16.0, refine_window: int = 5, refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001,
              seam: str = "laplacian", seam_width: float = 6.0, stride: int = 4, tile: int = 384,
              threads: int = 0, scale: float = 1.0, prefer: str = "none", prefer_margin: float = 0.05,
-             progress: Callable | None = None) -> FusionResult:
+             device: str = "cpu", progress: Callable | None = None) -> FusionResult:
     """Fuse sources with Semantic Focus Fusion.
 
     Parameters
@@ -129,6 +146,8 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     scale : float
         Run the CNN on copies downscaled by this factor (0.5 = 4x faster); the later steps
         stay at full resolution.
+    device : {"cpu", "auto", "cuda", "mps"}
+        Where the CNN runs (``auto``: CUDA or MPS when PyTorch sees one, else the CPU).
     prefer, prefer_margin : str, float
         Step 2: where the CNN's evidence is weak, take the near or far frame
         (:func:`mfif.decision.prefer_decision`; ``"none"``: the paper's rule).
@@ -155,7 +174,7 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     t0 = time.perf_counter()
     grays = [to_gray(s) for s in sources]
     scores = sff_scores(grays, weights=weights, stride=stride, tile=tile, threads=threads, scale=scale,
-                        progress=progress)
+                        progress=progress, device=device)
     timings["focus_detection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     initial = threshold_decision(scores[0], threshold=threshold) if n == 2 else argmax_decision(scores)

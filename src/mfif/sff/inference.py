@@ -47,7 +47,7 @@ def pairwise_from_projections(net, proj: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int = 384, threads: int = 0,
-               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+               progress: Callable[[int, int], None] | None = None, device: str = "cpu") -> np.ndarray:
     """Window-level scores of every source on the dense grid.
 
     Tiles are independent, so they are spread over ``threads`` worker threads, each running
@@ -69,6 +69,9 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
         Worker threads (0 = all cores).
     progress : callable, optional
         Called as ``progress(done, total)`` after each tile.
+    device : str
+        PyTorch device the network is on (``cpu``, ``cuda``, ``mps``); off the CPU the tiles
+        run one after the other (the device is parallel itself).
 
     Returns
     -------
@@ -78,6 +81,8 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
         by 11 px), i.e. the window centred near pixel ``(stride*k, stride*l)``.
     """
     workers = threads if threads and threads > 0 else (os.cpu_count() or 1)
+    if device != "cpu":
+        workers = 1
     h, w = grays[0].shape
     half = PATCH // 2
     kh, kw, per_tile = grid_tiles(h, w, stride=stride, tile=tile)
@@ -99,8 +104,8 @@ def score_grid(net, grays: Sequence[np.ndarray], *, stride: int = 4, tile: int =
         with torch.inference_mode():
             proj = []
             for p in padded:
-                x = p[y0:y1, x0:x1][None, None].contiguous(memory_format=torch.channels_last)
-                proj.append(net.project(net.features(x, dense_stride=stride)))
+                x = p[y0:y1, x0:x1][None, None].contiguous(memory_format=torch.channels_last).to(device)
+                proj.append(tuple(t.cpu() for t in net.project(net.features(x, dense_stride=stride))))
             s = pairwise_from_projections(net, proj)
         out[:, k0:k1, l0:l1] = s[:, : k1 - k0, : l1 - l0].numpy()  # disjoint blocks: thread-safe
 

@@ -59,6 +59,7 @@ class TrainConfig:
     limit_photos: int = 0
     sampler_options: dict = field(default_factory=dict)
     init: str = ""  # weights (with model card) to start from; "" = random initialisation
+    arch: str = "sff"  # "sff" (the paper's network) or "sff-fast" (mfif's light per-frame scorer)
 
 
 def _photo_split(names: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -75,7 +76,49 @@ def _batches(sampler, batch: int, n_pairs: int):
         yield torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(y)
 
 
-def evaluate(net: SFFNet, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, batch: int = 512) -> tuple[float, float]:
+class _Arch:
+    """What differs between the two networks' training: the network, its data and its pair logit."""
+
+    def __init__(self, name: str):
+        if name not in ("sff", "sff-fast"):
+            raise UsageError(f"--arch {name!r}: must be sff or sff-fast")
+        self.name = name
+
+    def net(self) -> nn.Module:
+        if self.name == "sff":
+            return SFFNet()
+        from .fast_model import FastFocusNet
+
+        return FastFocusNet()
+
+    def sampler(self, photos, *, seed: int, options: dict):
+        if self.name == "sff":
+            return synth.PatchSampler(photos, patch=PATCH, seed=seed, **options)
+        from ..synth.dense import DenseSampler
+
+        return DenseSampler(photos, seed=seed, **options)
+
+    @staticmethod
+    def pair_logit(net: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if isinstance(net, SFFNet):
+            return net(a, b)
+        return net(a) - net(b)  # per-frame scores: a Siamese ranking
+
+    def card(self, net: nn.Module) -> tuple[str, dict, str]:
+        params = sum(p.numel() for p in net.parameters())
+        if self.name == "sff":
+            return ("SFF dual-stream focus classifier (mfif)",
+                    {"widths": [64, 128, 256], "fc": 256, "patch": PATCH, "shared_streams": True,
+                     "output": "sigmoid(h(fA,fB) - h(fB,fA))", "parameters": params}, "mfif.synth.PatchSampler")
+        from .fast_model import DILATIONS, STRIDE
+
+        return ("sff-fast per-frame focus scorer (mfif)",
+                {"name": "FastFocusNet", "bands": net.bands, "width": net.width, "dilations": list(DILATIONS),
+                 "stride": STRIDE, "output": "sigmoid(s(A) - s(B))", "parameters": params,
+                 "mac_per_pixel": net.mac_per_pixel()}, "mfif.synth.DenseSampler")
+
+
+def evaluate(net: nn.Module, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, batch: int = 512) -> tuple[float, float]:
     """Mean BCE loss and accuracy on fixed validation pairs (accuracy ignores 50/50 labels)."""
     net.eval()
     a_all, b_all, y_all = val
@@ -85,13 +128,13 @@ def evaluate(net: SFFNet, val: tuple[np.ndarray, np.ndarray, np.ndarray], *, bat
             a = torch.from_numpy(a_all[i:i + batch])
             b = torch.from_numpy(b_all[i:i + batch])
             y = torch.from_numpy(y_all[i:i + batch])
-            logit = net(a, b)
+            logit = _Arch.pair_logit(net, a, b)
             loss_sum += nn.functional.binary_cross_entropy_with_logits(logit, y, reduction="sum").item()
             decided = (y != 0.5)
             correct += ((logit > 0) == (y > 0.5))[decided].sum().item()
             counted += decided.sum().item()
     net.train()
-    return loss_sum / len(y_all), correct / max(counted, 1)
+    return loss_sum / y_all.size, correct / max(counted, 1)
 
 
 def _plot_curves(rows: list[dict], path: Path) -> None:
@@ -160,11 +203,12 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
     train_photos = [photos[i] for i in tr_idx]
     val_photos = [photos[i] for i in va_idx]
     log(f"training photos: {len(train_photos)}, validation photos: {len(val_photos)}")
-    val_sampler = synth.PatchSampler(val_photos, patch=PATCH, seed=10_000 + cfg.seed, **cfg.sampler_options)
+    arch = _Arch(cfg.arch)
+    val_sampler = arch.sampler(val_photos, seed=10_000 + cfg.seed, options=cfg.sampler_options)
     va = [val_sampler.sample(cfg.val_pairs)]
     val = tuple(np.concatenate([v[i] for v in va]) for i in range(3))
 
-    net = SFFNet()
+    net = arch.net()
     init_sha = ""
     if cfg.init and not cfg.resume:
         from .weights import verify
@@ -187,7 +231,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
     stop_reason = "max_epochs"
     net.train()
     for epoch in range(start_epoch, cfg.max_epochs):
-        sampler = synth.PatchSampler(train_photos, patch=PATCH, seed=cfg.seed * 100_003 + epoch, **cfg.sampler_options)
+        sampler = arch.sampler(train_photos, seed=cfg.seed * 100_003 + epoch, options=cfg.sampler_options)
         steps = math.ceil(cfg.epoch_pairs / cfg.batch)
         it = _batches(sampler, cfg.batch, cfg.epoch_pairs)
         if progress:
@@ -197,7 +241,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
         t0 = time.perf_counter()
         loss_sum, correct, counted, seen = 0.0, 0, 0, 0
         for a, b, y in it:
-            logit = net(a, b)
+            logit = arch.pair_logit(net, a, b)
             loss = nn.functional.binary_cross_entropy_with_logits(logit, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,6 +261,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
         if improved:
             best_val, best_epoch, stale = val_loss, epoch + 1, 0
             _atomic_save(net.state_dict(), out / "best.pt")
+            _best_card(cfg, arch, net, photos_dir, out, names, va_idx, len(train_photos), init_sha, rows,
+                       best_epoch, "in progress", n_threads)
         else:
             stale += 1
         log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
@@ -233,12 +279,25 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
             stop_reason = f"time budget of {cfg.max_minutes} min reached"
             break
     best = next(r for r in rows if r["epoch"] == best_epoch) if best_epoch > 0 else rows[-1]
+    card = _best_card(cfg, arch, net, photos_dir, out, names, va_idx, len(train_photos), init_sha, rows,
+                      best_epoch, stop_reason, n_threads)
+    log(f"done: {stop_reason}; best epoch {best_epoch} val loss {best['val_loss']:.4f} acc {best['val_acc']:.4f}")
+    return card
+
+
+def _best_card(cfg: TrainConfig, arch: _Arch, net: nn.Module, photos_dir: Path, out: Path, names: list, va_idx: list,
+               n_train: int, init_sha: str, rows: list, best_epoch: int, stop_reason: str, n_threads: int) -> dict:
+    """Write ``best.json`` (and, for sff-fast, ``best.onnx``) for the current ``best.pt``; return the card.
+
+    Called after every improvement as well as at the end, so that a run that is stopped keeps a
+    usable, hash-carded best model."""
+    best = next(r for r in rows if r["epoch"] == best_epoch) if best_epoch > 0 else rows[-1]
+    model_name, arch_card, generator = arch.card(net)
     card = {
-        "model": "SFF dual-stream focus classifier (mfif)",
-        "architecture": {"widths": [64, 128, 256], "fc": 256, "patch": PATCH, "shared_streams": True,
-                         "output": "sigmoid(h(fA,fB) - h(fB,fA))", "parameters": sum(p.numel() for p in net.parameters())},
-        "data": {"photos": str(photos_dir), "n_train_photos": len(train_photos), "n_val_photos": len(val_photos),
-                 "val_photo_names": [names[i] for i in va_idx], "generator": "mfif.synth.PatchSampler",
+        "model": model_name,
+        "architecture": arch_card,
+        "data": {"photos": str(photos_dir), "n_train_photos": n_train, "n_val_photos": len(va_idx),
+                 "val_photo_names": [names[i] for i in va_idx], "generator": generator,
                  "sampler_options": cfg.sampler_options, "val_pairs": cfg.val_pairs},
         "init": {"weights": cfg.init, "sha256": init_sha} if cfg.init else None,
         "recipe": {"optimizer": "Adam", "lr": cfg.lr, "loss": "binary cross-entropy (soft labels)",
@@ -252,14 +311,23 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
         "retrain": _retrain_command(cfg, photos_dir, out),
     }
     if (out / "best.pt").is_file():
+        if cfg.arch == "sff-fast":
+            from .fast_model import export_onnx
+
+            best_net = arch.net()
+            best_net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+            export_onnx(best_net, out / "best.onnx")
+            card["onnx"] = {"sha256": sha256_file(out / "best.onnx"), "opset": 17,
+                            "note": "the ONNX export lies beside the .pt file, with the same name"}
         write_card(out / "best.pt", card)
-    log(f"done: {stop_reason}; best epoch {best_epoch} val loss {best['val_loss']:.4f} acc {best['val_acc']:.4f}")
     return card
 
 
 def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
     """The ``mfif train`` command line that reproduces this run (options that differ from defaults)."""
     parts = [f"mfif train {photos_dir} --out {out} --batch {cfg.batch} --seed {cfg.seed}"]
+    if cfg.arch != "sff":
+        parts.append(f"--arch {cfg.arch} --lr {cfg.lr:g} --epoch-pairs {cfg.epoch_pairs} --val-pairs {cfg.val_pairs}")
     if cfg.max_minutes:
         parts.append(f"--max-minutes {cfg.max_minutes:g}")
     if cfg.init:

@@ -67,7 +67,7 @@ def verify(weights: str | os.PathLike) -> dict:
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float):
+def _load_cached(path: str, mtime: float, device: str = "cpu"):
     import torch
 
     from .model import SFFNet
@@ -81,10 +81,12 @@ def _load_cached(path: str, mtime: float):
     except Exception as exc:
         raise UsageError(f"{path}: cannot load SFF weights ({type(exc).__name__}: {exc})") from None
     net.eval()
+    if device != "cpu":
+        net = net.to(device)
     return net, meta
 
 
-def load_model(path: str | os.PathLike | None = None):
+def load_model(path: str | os.PathLike | None = None, *, device: str = "cpu"):
     """Load (and cache) an :class:`~mfif.sff.model.SFFNet` in eval mode.
 
     Parameters
@@ -103,4 +105,4 @@ def load_model(path: str | os.PathLike | None = None):
         if path:
             raise UsageError(f"{p}: no such weights file")
         raise UsageError(f"shipped SFF weights missing at {p}; reinstall mfif or pass -p weights=FILE")
-    return _load_cached(str(p.resolve()), p.stat().st_mtime)
+    return _load_cached(str(p.resolve()), p.stat().st_mtime, device)

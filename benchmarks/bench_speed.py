@@ -1,0 +1,168 @@
+"""Speed and memory of mfif against the C++ focus-stack, in the same run (ratios, not absolutes).
+
+Each measurement is a separate process; peak memory is its maximum resident set size
+(``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a wrapper whose only child it is). Runs of the
+tools alternate, ``--repeat`` times, and the table gives the median, so load on this shared
+machine hits every tool alike.
+
+* ``pcb``: the real hand-held 7-frame stack (``../shared/data/stacks/pcb``, 7 x 3.1 MP), aligned,
+  with a depth map: ``mfif fuse --align --depth-map`` with each of ``--methods`` against
+  ``focus-stack --no-opencl --depthmap=...`` (``../shared/tools/focus-stack``; it needs Debian's
+  libopencv-dev).
+* ``cli``: whole ``mfif fuse`` calls: a 3.1-MP pair (two pcb frames), a 0.27-MP pair (a 600 x 450
+  crop of them) and, for the start-up cost, a 64 x 64 pair with ``-m average``.
+* ``inproc``: ``mfif.fuse`` in one process on a 1-MP pair (after one warm-up call), with the
+  per-stage times of ``info["timings"]``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_speed.py pcb [--methods sff-fast,focus-map] [--repeat 3]
+    .venv/bin/python benchmarks/bench_speed.py cli [--methods sff-fast] [--repeat 5]
+    .venv/bin/python benchmarks/bench_speed.py inproc [--methods sff-fast,focus-map] [--repeat 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PCB = ROOT.parent / "shared" / "data" / "stacks" / "pcb"
+FOCUS_STACK = ROOT.parent / "shared" / "tools" / "focus-stack" / "focus-stack"
+_WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)")
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd`` in a fresh wrapper; (wall seconds, peak RSS MB)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return dt, int(proc.stderr.strip().splitlines()[-1]) / 1024.0
+
+
+def mfif_cmd() -> list[str]:
+    return [sys.executable, "-m", "mfif"]
+
+
+def table(rows: list[tuple], ref: str | None) -> None:
+    print(f"\n| run | wall s (median) | min | peak MB | time / {ref or 'first'} | memory / {ref or 'first'} |")
+    print("|---|---|---|---|---|---|")
+    base = next((r for r in rows if r[0] == ref), rows[0])
+    for name, times, mems in rows:
+        t, m = statistics.median(times), max(mems)
+        bt, bm = statistics.median(base[1]), max(base[2])
+        print(f"| {name} | {t:.2f} | {min(times):.2f} | {m:.0f} | {t / bt:.2f} | {m / bm:.2f} |")
+
+
+def bench_pcb(args) -> None:
+    frames = sorted(str(p) for p in PCB.glob("pcb_*.jpg"))
+    tools: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if FOCUS_STACK.is_file() and not args.no_peer:
+            tools["focus-stack"] = [str(FOCUS_STACK), "--no-opencl", f"--depthmap={tmp}/fs-depth.png",
+                                    f"--output={tmp}/fs.jpg", *frames]
+        for m in args.methods.split(","):
+            tools[f"mfif -m {m}"] = [*mfif_cmd(), "fuse", *frames, "-m", m, "--align", "-q",
+                                     "--depth-map", f"{tmp}/{m}-depth.png", "-o", f"{tmp}/{m}.jpg"]
+        res = {k: ([], []) for k in tools}
+        for _ in range(args.repeat):
+            for name, cmd in tools.items():
+                for f in Path(tmp).glob("*"):
+                    f.unlink()
+                t, m = timed(cmd)
+                res[name][0].append(t)
+                res[name][1].append(m)
+                print(f"  {name}: {t:.2f} s, {m:.0f} MB", flush=True)
+    print(f"\npcb: 7 x {len(frames) and 3.1} MP, aligned, with depth map; {args.repeat} alternating runs")
+    table([(k, *v) for k, v in res.items()], "focus-stack" if "focus-stack" in res else None)
+
+
+def _pair_files(tmp: str) -> dict[str, list[str]]:
+    import cv2
+
+    a, b = (cv2.imread(str(PCB / f"pcb_00{k}.jpg")) for k in (3, 4))
+    out = {}
+    for name, crop in [("3.1-MP pair", None), ("0.27-MP pair", (600, 450)), ("64x64 pair", (64, 64))]:
+        files = []
+        for k, img in enumerate((a, b)):
+            if crop:
+                w, h = crop
+                y, x = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+                img = img[y:y + h, x:x + w]
+            f = f"{tmp}/{name.split()[0]}_{k}.jpg"
+            cv2.imwrite(f, img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            files.append(f)
+        out[name] = files
+    return out
+
+
+def bench_cli(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = _pair_files(tmp)
+        runs = {}
+        for m in args.methods.split(","):
+            for name in ("3.1-MP pair", "0.27-MP pair"):
+                runs[f"{name}, -m {m}"] = [*mfif_cmd(), "fuse", *pairs[name], "-m", m, "-q", "-o", f"{tmp}/out.jpg"]
+        runs["64x64 pair, -m average (start-up)"] = [*mfif_cmd(), "fuse", *pairs["64x64 pair"], "-m", "average",
+                                                     "-q", "-o", f"{tmp}/out.jpg"]
+        runs["python -c 'import mfif'"] = [sys.executable, "-c", "import mfif"]
+        res = {k: ([], []) for k in runs}
+        for _ in range(args.repeat):
+            for name, cmd in runs.items():
+                Path(f"{tmp}/out.jpg").unlink(missing_ok=True)
+                t, m = timed(cmd)
+                res[name][0].append(t)
+                res[name][1].append(m)
+    print(f"\nwhole CLI calls (JPEG in and out), {args.repeat} alternating runs")
+    table([(k, *v) for k, v in res.items()], None)
+
+
+def bench_inproc(args) -> None:
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from mfif import fuse
+    from mfif.io import to_float
+
+    a, b = (cv2.imread(str(PCB / f"pcb_00{k}.jpg"))[:, :, ::-1] for k in (3, 4))
+    y, x = (a.shape[0] - 864) // 2, (a.shape[1] - 1152) // 2
+    src = [to_float(np.ascontiguousarray(i[y:y + 864, x:x + 1152])) for i in (a, b)]
+    print(f"\nin process, 1152 x 864 (1.0 MP) colour pair, median of {args.repeat} after a warm-up call")
+    print("| method | total s | stages (s) |")
+    print("|---|---|---|")
+    for m in args.methods.split(","):
+        fuse(src, method=m)
+        totals, stages = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            r = fuse(src, method=m)
+            totals.append(time.perf_counter() - t0)
+            stages.append(r.info.get("timings", {}))
+        med = statistics.median(totals)
+        parts = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
+        print(f"| {m} | {med:.3f} | " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) + " |")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("pcb", "cli", "inproc"))
+    ap.add_argument("--methods", default="sff-fast,focus-map")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-peer", action="store_true", help="pcb: skip focus-stack")
+    args = ap.parse_args()
+    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc}[args.what](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Stages 3-4 where they change something: boundary refinement, guided weights and blend in the band.
+
+Away from a decision boundary the later stages of a decision-map method are the identity: the
+fine focus measure is not consulted, a guided filter of a constant mask returns the constant,
+and the blend copies the chosen source. :func:`band_refine_blend` therefore runs
+:func:`mfif.consistency.refine_boundaries`' re-decision, :func:`mfif.consistency.decision_weights`
+and :func:`mfif.blend.weighted_blend` only on boxes that hold boundary pixels, each with enough
+margin that its core comes out as in a whole-image run, and copies the chosen source
+everywhere else. On a typical photo the band is a few per cent of the image, so stages 3-4
+cost a few per cent of their whole-image price.
+
+Two differences from the whole-image stages: fragments that the re-decision leaves are not
+removed afterwards (that step needs connected regions of the whole image; the re-decision only
+acts where the fine measure beats the runner-up by ``noise_k`` noise sigmas, which leaves few of
+them), and with more than two frames a box's band pixels are re-decided among the frames that
+meet in that box rather than among all frames. For two frames the result is that of
+:func:`mfif.consistency.refine_boundaries` (without its fragment removal),
+:func:`mfif.consistency.decision_weights` and :func:`mfif.blend.weighted_blend`, within float
+rounding (tested).
+
+References
+----------
+.. [1] K. He, J. Sun and X. Tang, "Guided image filtering", IEEE TPAMI 35(6), 2013.
+.. [2] S. K. Nayar and Y. Nakagawa, "Shape from focus", IEEE TPAMI 16(8), 1994.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .consistency import best_margin, boundary_distance, central_box, guided_filter, noise_sigma, normalize_weights
+from .decision import argmax_decision, label_boundary
+from .focus import sml
+from .frames import ArrayFrames, FrameSource
+
+__all__ = ["band_boxes", "band_refine_blend", "select_sources", "as_frames"]
+
+
+def band_boxes(decision: np.ndarray, *, reach: int, box: int = 128) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(y0, y1, x0, x1)`` of a ``box``-px grid that lie within ``reach`` px of a boundary.
+
+    A box is listed if any pixel within ``reach`` px (Chebyshev) of it is a boundary pixel
+    (:func:`mfif.decision.label_boundary`).
+    """
+    import cv2
+
+    h, w = decision.shape
+    edge = label_boundary(decision).astype(np.uint8)
+    if reach > 0 and edge.any():
+        edge = cv2.dilate(edge, np.ones((2 * int(reach) + 1, 2 * int(reach) + 1), np.uint8))
+    gh, gw = -(-h // box), -(-w // box)
+    e = np.pad(edge, ((0, gh * box - h), (0, gw * box - w)))
+    hit = e.reshape(gh, box, gw, box).any(axis=(1, 3))
+    return [(i * box, min(h, (i + 1) * box), j * box, min(w, (j + 1) * box)) for i, j in zip(*np.nonzero(hit))]
+
+
+def select_sources(frames, decision: np.ndarray) -> np.ndarray:
+    """The hard-decision image: frame ``decision[y, x]`` at every pixel (float32, a new array).
+
+    ``frames`` is a :class:`mfif.frames.FrameSource` or a sequence of arrays. Each frame is
+    read once and copied only where it is chosen (flat indices), so the cost is one image's
+    worth of copying whatever the number of frames.
+    """
+    frames = as_frames(frames)
+    out = np.array(frames.frame(0), dtype=np.float32, copy=True)
+    flat = out.reshape(decision.size, -1)
+    d = decision.ravel()
+    for k in range(1, frames.n):
+        idx = np.flatnonzero(d == k)
+        if idx.size:
+            flat[idx] = np.asarray(frames.frame(k)).reshape(decision.size, -1)[idx]
+    return out
+
+
+def as_frames(frames) -> FrameSource:
+    """``frames`` as a :class:`mfif.frames.FrameSource` (a sequence of arrays is wrapped)."""
+    return frames if isinstance(frames, FrameSource) else ArrayFrames(frames)
+
+
+def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, radius: int,
+                 eps: float) -> np.ndarray:
+    """:func:`mfif.consistency.decision_weights` of a crop, filtering only the labels in it.
+
+    ``grays`` maps each label in the crop to that frame's luminance there. A label absent from
+    the crop has a zero mask, whose guided filter is zero: it is skipped. With two labels the
+    second weight is one minus the first (the guided filter is linear and filters the constant
+    1 to 1), which is what clipping and normalising both would give.
+    """
+    out = np.zeros((n,) + dec.shape, np.float32)
+    if labels.size == 1 or radius <= 0:
+        for k in labels:
+            out[k][dec == k] = 1.0
+        return out
+    guide = np.array(grays[labels[0]], dtype=np.float32, copy=True)
+    for k in labels[1:]:
+        np.copyto(guide, grays[k], where=dec == k)
+    if labels.size == 2:
+        a, b = labels
+        w = np.clip(guided_filter(guide, (dec == a).astype(np.float32), radius=radius, eps=eps), 0.0, 1.0)
+        out[a], out[b] = w, 1.0 - w
+        return out
+    filtered = np.stack([guided_filter(guide, (dec == k).astype(np.float32), radius=radius, eps=eps) for k in labels])
+    out[labels] = normalize_weights(filtered)
+    return out
+
+
+def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int = 5, noise_k: float = 8.0,
+                      gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = 1_000_000,
+                      keep_weights: bool = True):
+    """Boundary re-decision, guided-filter weights and weighted blend, computed in the band only.
+
+    Parameters
+    ----------
+    decision : ndarray
+        ``HxW`` int decision map after small-region removal.
+    frames : FrameSource or sequence of ndarray
+        The frames, float32 in [0, 1] (``HxW`` or ``HxWxC``); a box of a frame is read only
+        where that frame meets a boundary, and each whole frame once for the chosen pixels.
+    band, window, noise_k
+        :func:`mfif.consistency.refine_boundaries`: pixels within ``band`` px of a boundary take
+        the frame with the highest sum-modified-Laplacian over ``window`` px where it beats the
+        runner-up by more than ``noise_k`` times the noise sigma (``band`` 0: no re-decision).
+    gf_radius, gf_eps
+        :func:`mfif.consistency.decision_weights` (radius 0: hard weights).
+    box : int
+        Side of the work boxes (px).
+    noise_pixels : int or None
+        The noise sigma is estimated on each frame's central box of this many pixels
+        (:func:`mfif.consistency.noise_sigma`; None: whole frames), and only if a band exists.
+    keep_weights : bool
+        Return the ``NxHxW`` weights (False: None, and no such array is made).
+
+    Returns
+    -------
+    (decision, weights, fused)
+        The refined ``HxW`` int16 decision, ``NxHxW`` float32 weights (one-hot outside the
+        band) or None, and the fused float32 image (not clipped).
+    """
+    frames = as_frames(frames)
+    n = frames.n
+    decision = np.asarray(decision).astype(np.int16, copy=True)
+    r = max(int(gf_radius), 0)
+    band = float(band)
+    # the guided filter reads the (refined) decision up to 2r + 1 px away; the re-decision of
+    # those pixels reads boundaries up to `band` px and the fine measure window // 2 + 1 px away
+    gf_reach = 2 * r + 2 if r > 0 else 0
+    pad = gf_reach + (int(np.ceil(band)) + window // 2 + 2 if band > 0 else 0)
+    boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
+    h, w = decision.shape
+    refined = decision.copy()
+    weights = None
+    if keep_weights:
+        weights = np.zeros((n, h, w), np.float32)
+        for k in range(n):
+            weights[k][decision == k] = 1.0
+    fused = select_sources(frames, decision)
+    if not boxes:
+        return refined, weights, fused
+    sigma = 0.0
+    if band > 0 and noise_k > 0:
+        cb = central_box(h, w, noise_pixels)
+        sigma = noise_sigma([frames.gray_crop(k, *cb) for k in range(n)])
+    for y0, y1, x0, x1 in boxes:
+        a0, a1, b0, b1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
+        dec = decision[a0:a1, b0:b1]
+        labels = np.unique(dec)
+        g = {int(k): frames.gray_crop(int(k), a0, a1, b0, b1) for k in labels}
+        if band > 0 and labels.size > 1:
+            near = boundary_distance(dec) <= band
+            if near.any():
+                # the frames that meet here compete (all of them, for two frames)
+                fine_scores = np.stack([sml(g[int(k)], window=window) for k in labels])
+                if noise_k > 0:
+                    near &= best_margin(fine_scores) > noise_k * sigma
+                dec = np.where(near, labels[argmax_decision(fine_scores)], dec).astype(np.int16)
+        cy, cx = slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0)
+        refined[y0:y1, x0:x1] = dec[cy, cx]
+        wt = _box_weights(dec, g, labels, n, radius=r, eps=gf_eps)[:, cy, cx]
+        if weights is not None:
+            weights[:, y0:y1, x0:x1] = wt
+        acc = np.zeros(fused[y0:y1, x0:x1].shape, np.float32)
+        for k in labels:
+            wk = wt[k]
+            acc += frames.crop(int(k), y0, y1, x0, x1) * (wk[..., None] if acc.ndim == 3 else wk)
+        fused[y0:y1, x0:x1] = acc
+    return refined, weights, fused

@@ -1,0 +1,228 @@
+"""The ``sff-fast`` fusion method: a light per-frame focus network in SFF's four steps.
+
+1. **Focus detection** -- :class:`~mfif.sff.fast_model.FastFocusNet` scores every frame on its
+   own (cost linear in the number of frames) on a 4-px grid.
+2. **Initial segmentation** -- on the grid: areas without evidence take the evidence around
+   them (:func:`mfif.consistency.fill_weak_evidence`), then each frame's probability of being
+   the sharpest is a softmax over frames (two frames: ``P(A) = sigmoid(s_A - s_B)``),
+   thresholded at ``threshold`` (two frames) or arg-maxed. At full resolution the boundaries
+   are those of the bilinearly upsampled scores.
+3. **Consistency verification** -- small unsure regions are removed on the grid
+   (:func:`mfif.consistency.remove_small_regions`, confident ones stay, 16 times fewer pixels
+   than at full resolution); then, only in boxes around the boundaries
+   (:func:`mfif.band.band_refine_blend`), pixels near a boundary are re-decided by a fine
+   focus measure where it is decisive against the noise and the guided-filter weights of
+   :func:`mfif.consistency.decision_weights` are computed.
+4. **Fusion** -- weighted average in those boxes, the chosen frame's pixels elsewhere;
+   optionally cross-faded into a Laplacian-pyramid fusion near boundaries (``seam``).
+
+``blend="soft"`` replaces steps 2-4 with a softmax blend of the frames weighted by
+``exp(s_k / temperature)``, which needs no frame twice and is what the streaming API
+(:class:`mfif.stream.StackStream`) computes frame by frame.
+
+References
+----------
+.. [1] I. Ismail and K. H. Ghazali, "Deep Learning-Based Semantic Focus Fusion for
+   High-Quality Multifocus Image", 2025.
+.. [2] Y. Liu, X. Chen, H. Peng and Z. Wang, "Multi-focus image fusion with a deep
+   convolutional neural network", Information Fusion 36, 2017.
+.. [3] K. He, J. Sun and X. Tang, "Guided image filtering", IEEE TPAMI 35(6), 2013.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from ..band import band_refine_blend
+from ..blend import seam_blend, softmax_weights, weighted_blend
+from ..consistency import decision_confidence, fill_weak_evidence, remove_small_regions
+from ..decision import argmax_decision, prefer_decision, threshold_decision
+from ..frames import ArrayFrames, FrameSource
+from ..result import FusionResult
+from .fast_runtime import STRIDE, load_scorer
+
+__all__ = ["fast_scores", "upsample_scores", "fuse_sff_fast", "fuse_sff_fast_frames"]
+
+
+def fast_scores(grays: Sequence[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
+                tile: float = 4.0, progress: Callable | None = None) -> np.ndarray:
+    """Step 1 on the 4-px grid: ``(N, ceil(H/4), ceil(W/4))`` float32 scores, one pass per frame."""
+    scorer = load_scorer(weights or None, device=device, threads=threads)
+    out = []
+    for k, g in enumerate(grays):
+        out.append(scorer.score(g, tile=tile))
+        if progress is not None:
+            progress(k + 1, len(grays))
+    return np.stack(out)
+
+
+def upsample_scores(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of one ``(ceil(H/4), ceil(W/4))`` score grid to ``HxW``.
+
+    Grid cell ``i`` covers pixels ``4i .. 4i+3``, so its value sits at pixel ``4i + 1.5``
+    (half-pixel centres, OpenCV's convention for an exact factor of 4 on the padded size); the
+    padded image is then cropped to ``shape``.
+    """
+    h, w = shape
+    gh, gw = grid.shape
+    up = cv2.resize(np.ascontiguousarray(grid, dtype=np.float32), (4 * gw, 4 * gh), interpolation=cv2.INTER_LINEAR)
+    return up[:h, :w]
+
+
+def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
+                  tile: float = 2.0, blend: str = "decision", temperature: float = 0.25, threshold: float = 0.5,
+                  min_region: float = 0.01, keep_confident: float = 0.3, min_region_floor: float = 0.001,
+                  refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
+                  gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
+                  weak: float = 8.0, prefer: str = "none", prefer_margin: float = 0.05,
+                  progress: Callable | None = None) -> FusionResult:
+    """Fuse sources with the light SFF network.
+
+    Parameters
+    ----------
+    sources : list of ndarray
+        N >= 2 float32 images in [0, 1], ``HxW`` or ``HxWx3``, same shape.
+    weights : str, keyword-only
+        Weights file (``.pt`` with its card and ONNX export beside it; default: the shipped one).
+    device : {"auto", "cpu", "cuda", "mps"}, keyword-only
+        Where the network runs (:func:`mfif.sff.fast_runtime.load_scorer`).
+    threads : int, keyword-only
+        CPU threads of the network (0: all cores).
+    tile : float, keyword-only
+        Largest network pass in megapixels (larger frames run in exact overlapping strips).
+    blend : {"decision", "soft"}, keyword-only
+        ``decision``: steps 2-4 of SFF on the network's probabilities; ``soft``: a softmax
+        blend of the frames at ``temperature`` (what the streaming API computes).
+    temperature : float, keyword-only
+        Softmax temperature of ``blend="soft"`` (smaller: closer to a hard selection).
+    weak : float, keyword-only
+        Areas whose score margin (in logits) is below this take the evidence around them
+        (:func:`mfif.consistency.fill_weak_evidence`, on the 4-px grid); 0: off.
+    threshold, min_region, keep_confident, min_region_floor, refine_band, refine_window,
+    refine_noise, gf_radius, gf_eps, seam, seam_width, prefer, prefer_margin
+        As in :func:`mfif.sff.fusion.fuse_sff` (the shared stages).
+
+    Returns
+    -------
+    FusionResult
+        ``scores``: ``(1, H, W)`` P(A sharper) for two sources, ``(N, H, W)`` each frame's
+        probability of being the sharpest otherwise; ``decision``, ``weights``, ``fused``,
+        ``maps["initial_decision"]``; ``info["timings"]`` per step and ``info["device"]``
+        (:func:`fast_scores` gives the raw ``(N, H/4, W/4)`` network output).
+
+    References
+    ----------
+    .. [1] I. Ismail and K. H. Ghazali, "Deep Learning-Based Semantic Focus Fusion for
+       High-Quality Multifocus Image", 2025.
+    """
+    return fuse_sff_fast_frames(
+        ArrayFrames(sources), weights=weights, device=device, threads=threads, tile=tile, blend=blend,
+        temperature=temperature, threshold=threshold, min_region=min_region, keep_confident=keep_confident,
+        min_region_floor=min_region_floor, refine_band=refine_band, refine_window=refine_window,
+        refine_noise=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps, seam=seam, seam_width=seam_width, weak=weak,
+        prefer=prefer, prefer_margin=prefer_margin, progress=progress)
+
+
+def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
+                         threads: int = 0, tile: float = 2.0, blend: str = "decision", temperature: float = 0.25,
+                         threshold: float = 0.5, min_region: float = 0.01, keep_confident: float = 0.3,
+                         min_region_floor: float = 0.001, refine_band: float = 8.0, refine_window: int = 5,
+                         refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
+                         seam_width: float = 6.0, weak: float = 8.0, prefer: str = "none", prefer_margin: float = 0.05,
+                         progress: Callable | None = None) -> FusionResult:
+    """:func:`fuse_sff_fast` on frames read on demand (:class:`mfif.frames.FrameSource`).
+
+    The decision path reads each frame twice (the network pass, the chosen pixels) and boxes of
+    the frames that meet at a boundary, so an engine can keep one frame in memory at a time.
+    With ``keep_maps=False`` the ``NxHxW`` score and weight maps of more than two frames are
+    not made (``scores`` and ``weights`` are None); the fused image and decision are the same.
+    ``blend="soft"`` and ``seam="laplacian"`` read every frame into memory.
+    """
+    n = frames.n
+    h, w = frames.shape[:2]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    scorer = load_scorer(weights or None, device=device, threads=threads)
+    grid = []
+    for k in range(n):
+        grid.append(scorer.score(frames.gray(k), tile=tile))
+        if progress is not None:
+            progress(k + 1, n)
+    grid = np.stack(grid)
+    timings["focus_detection"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    info = {"device": scorer.device}
+    if blend == "soft":
+        sources = [frames.frame(k) for k in range(n)]
+        logits = np.stack([upsample_scores(g, (h, w)) for g in grid])
+        probs = softmax_weights(logits)
+        logits /= np.float32(temperature)  # scaled once, as the streaming API scales each frame
+        decision = argmax_decision(logits)
+        weights_maps = softmax_weights(logits, out=logits)
+        timings["segmentation"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fused = np.clip(weighted_blend(sources, weights_maps), 0.0, 1.0)
+        timings["fusion"] = time.perf_counter() - t0
+        return FusionResult(fused=fused, method="sff-fast", decision=decision, weights=weights_maps,
+                            scores=probs[:1] if n == 2 else probs,
+                            maps={"initial_decision": decision},
+                            info={"timings": timings, **info})
+    # steps 2-3a on the network's 4-px grid: 16 times fewer pixels for the same regions;
+    # areas without evidence take the evidence around them first
+    grid = fill_weak_evidence(grid, weak=weak)
+    pg = softmax_weights(grid)
+    sg = pg[:1] if n == 2 else pg
+    init_g = threshold_decision(sg[0], threshold=threshold) if n == 2 else argmax_decision(pg)
+    init_g = prefer_decision(sg, init_g, prefer=prefer, margin=prefer_margin)
+    cells = STRIDE * STRIDE
+    min_area = min_region * h * w / (n - 1)
+    floor = min_region_floor * h * w / (n - 1)
+    dec_g = remove_small_regions(init_g, min_area=int(round(min_area / cells)), confidence=decision_confidence(sg),
+                                 keep_above=keep_confident, keep_min_area=int(round(floor / cells)))
+    # full resolution: the boundaries of the upsampled scores, and the grid's verdict where
+    # small-region removal changed it
+    if n == 2:
+        d = upsample_scores(grid[0] - grid[1], (h, w))
+        scores = (1.0 / (1.0 + np.exp(-d)))[None].astype(np.float32)
+        initial = threshold_decision(scores[0], threshold=threshold)
+        initial = prefer_decision(scores, initial, prefer=prefer, margin=prefer_margin)
+    elif keep_maps or prefer != "none":
+        scores = np.empty((n, h, w), np.float32)  # filled and normalised in place: one N-map array
+        for k, g in enumerate(grid):
+            scores[k] = upsample_scores(g, (h, w))
+        initial = argmax_decision(scores)
+        softmax_weights(scores, out=scores)
+        initial = prefer_decision(scores, initial, prefer=prefer, margin=prefer_margin)
+    else:  # the arg-max frame by frame: two full-size maps whatever the number of frames
+        scores = None
+        best = upsample_scores(grid[0], (h, w)).copy()
+        initial = np.zeros((h, w), np.int16)
+        for k in range(1, n):
+            s_k = upsample_scores(grid[k], (h, w))
+            better = s_k > best  # ties keep the lower index, as arg-max does
+            initial[better] = k
+            np.copyto(best, s_k, where=better)
+        best = None
+    decision = initial
+    changed = dec_g != init_g
+    if changed.any():
+        up = np.ones((STRIDE, STRIDE), np.uint8)
+        ch = np.kron(changed.astype(np.uint8), up)[:h, :w].astype(bool)
+        decision = np.where(ch, np.kron(dec_g, up.astype(np.int16))[:h, :w], initial).astype(np.int16)
+    timings["segmentation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # steps 3b-4 only in the band around the boundaries
+    decision, weights_maps, fused = band_refine_blend(decision, frames, band=refine_band, window=refine_window,
+                                                      noise_k=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps,
+                                                      keep_weights=keep_maps or n == 2)
+    timings["consistency_and_blend"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if seam == "laplacian":
+        fused = seam_blend(fused, [frames.frame(k) for k in range(n)], decision, width=seam_width)
+    fused = np.clip(fused, 0.0, 1.0)
+    timings["fusion"] = time.perf_counter() - t0
+    return FusionResult(fused=fused, method="sff-fast", decision=decision, weights=weights_maps, scores=scores,
+                        maps={"initial_decision": initial}, info={"timings": timings, **info})

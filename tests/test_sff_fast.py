@@ -1,0 +1,320 @@
+"""sff-fast: the light per-frame focus network, its runtime, its method, the band stages and streaming."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mfif import fuse
+from mfif.band import band_boxes, band_refine_blend, select_sources
+from mfif.blend import softmax_weights, weighted_blend
+from mfif.consistency import decision_weights, noise_sigma, refine_boundaries
+from mfif.errors import UsageError
+from mfif.sff.fast_runtime import HALO, STRIDE, default_fast_weights, load_scorer
+from mfif.stream import StackStream
+from mfif.synth import make_case
+
+
+def _photo(rng, h=160, w=192):
+    """A textured test image: smooth shapes plus fine noise texture (focus is visible everywhere)."""
+    import cv2
+
+    base = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 3)
+    fine = rng.random((h, w)).astype(np.float32)
+    return np.clip(0.6 * (base - base.min()) / np.ptp(base) + 0.4 * fine, 0, 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(7)
+    return make_case(_photo(rng, 192, 224), n_sources=2, rng=rng, radius=(3.0, 3.0))
+
+
+# -- the network -------------------------------------------------------------------------------
+def test_shipped_card_names_both_files_and_their_hashes():
+    from mfif.sff.weights import sha256_file
+
+    pt = default_fast_weights()
+    card = json.loads(pt.with_suffix(".json").read_text())
+    assert card["sha256"] == sha256_file(pt)
+    assert card["onnx"]["sha256"] == sha256_file(pt.with_suffix(".onnx"))
+    assert card["architecture"]["name"] == "FastFocusNet"
+    assert card["data"]["n_val_photos"] > 0 and card["result"]["val_acc"] > 0.8
+    assert "mfif train" in card["retrain"] and "--arch sff-fast" in card["retrain"]
+
+
+@pytest.mark.slow
+def test_dense_pass_equals_the_patch_classifier():
+    """A cell's score from a whole-image pass equals the score of a patch around it that
+    holds the receptive field: the dense pass is the patch classifier slid over the image."""
+    torch = pytest.importorskip("torch")
+    from mfif.sff.fast_model import FastFocusNet
+
+    net = FastFocusNet().eval()
+    net.load_state_dict(torch.load(default_fast_weights(), map_location="cpu", weights_only=True))
+    rng = np.random.default_rng(0)
+    img = torch.from_numpy(_photo(rng, 448, 512))[None, None]
+    with torch.inference_mode():
+        dense = net(img)[0, 0].numpy()
+        for cy, cx in [(56, 64), (60, 70), (51, 77)]:
+            y0, x0 = cy * STRIDE - HALO, cx * STRIDE - HALO
+            patch = img[..., y0:y0 + 2 * HALO + STRIDE, x0:x0 + 2 * HALO + STRIDE]
+            own = net(patch)[0, 0].numpy()
+            assert own[HALO // STRIDE, HALO // STRIDE] == pytest.approx(float(dense[cy, cx]), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_onnx_runtime_equals_pytorch():
+    torch = pytest.importorskip("torch")
+    from mfif.sff.fast_model import FastFocusNet
+
+    net = FastFocusNet().eval()
+    net.load_state_dict(torch.load(default_fast_weights(), map_location="cpu", weights_only=True))
+    rng = np.random.default_rng(1)
+    for h, w in [(96, 128), (203, 150)]:
+        g = _photo(rng, h, w)
+        got = load_scorer(device="cpu").score(g)
+        from mfif.sff.fast_runtime import pad_to_grid
+
+        with torch.inference_mode():
+            ref = net(torch.from_numpy(pad_to_grid(g))[None, None])[0, 0].numpy()
+        assert got.shape == (-(-h // 4), -(-w // 4))
+        assert np.abs(got - ref).max() < 1e-5
+
+
+def test_strips_equal_one_pass():
+    rng = np.random.default_rng(2)
+    g = _photo(rng, 700, 160)
+    scorer = load_scorer(device="cpu")
+    whole = scorer.score(g, tile=10.0)
+    strips = scorer.score(g, tile=0.05)  # 0.05 MP: strips of 312 rows for 160 columns
+    assert np.abs(whole - strips).max() < 1e-5
+
+
+def test_weights_are_hash_checked(tmp_path):
+    src = default_fast_weights()
+    for name in ("sff_fast.pt", "sff_fast.json", "sff_fast.onnx"):
+        shutil.copy(src.parent / name, tmp_path / name)
+    assert load_scorer(tmp_path / "sff_fast.pt", device="cpu").device == "cpu"
+    onnx = tmp_path / "sff_fast.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[-10] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(UsageError, match="sff_fast.onnx: sha256 .* does not match"):
+        load_scorer(tmp_path / "sff_fast.pt", device="cpu")
+    pt = tmp_path / "sff_fast.pt"
+    pt.write_bytes(pt.read_bytes() + b"x")
+    with pytest.raises(UsageError, match="sff_fast.pt: sha256 .* does not match"):
+        load_scorer(pt, device="cpu")
+
+
+def test_sff_weights_are_refused_as_sff_fast():
+    from mfif.sff.weights import default_weights_path
+
+    with pytest.raises(UsageError, match="not sff-fast weights"):
+        load_scorer(default_weights_path(), device="cpu")
+
+
+def test_devices_named_and_unavailable_ones_refused():
+    with pytest.raises(UsageError, match="device 'tpu'"):
+        load_scorer(device="tpu")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="device cuda: not available"):
+            load_scorer(device="cuda")
+    with pytest.raises(UsageError, match="option device='gpu' must be one of auto, cpu, cuda, mps"):
+        fuse([np.zeros((8, 8), np.float32)] * 2, method="sff-fast", device="gpu")
+    if not torch.cuda.is_available():  # the paper's network takes a device too
+        with pytest.raises(UsageError, match="device cuda: not available"):
+            fuse([np.zeros((32, 32), np.float32)] * 2, method="sff", device="cuda")
+    from mfif.sff.fusion import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda", "mps")
+
+
+def test_device_flag_of_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    import cv2
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for p in (a, b):
+        cv2.imwrite(str(p), np.full((16, 16), 128, np.uint8))
+    run = [sys.executable, "-m", "mfif", "fuse", str(a), str(b), "-q", "-o", str(tmp_path / "o.png")]
+    r = subprocess.run(run + ["-m", "average", "--device", "cuda"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--device: method average runs on the CPU only" in r.stderr
+    assert not (tmp_path / "o.png").exists()
+    r = subprocess.run(run + ["-m", "sff-fast", "--device", "cpu"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o.png").is_file()
+
+
+# -- the method ----------------------------------------------------------------------------------
+def test_fusing_an_image_with_itself_returns_it(case):
+    img = case.sources[0]
+    for blend in ("decision", "soft"):
+        r = fuse([img, img], method="sff-fast", blend=blend)
+        assert np.abs(r.fused - img).max() < 1e-6
+
+
+def test_swapping_sources_flips_the_map(case):
+    a, b = case.sources
+    ab = fuse([a, b], method="sff-fast")
+    ba = fuse([b, a], method="sff-fast")
+    p = ab.scores[0]
+    assert np.allclose(p, 1.0 - ba.scores[0], atol=1e-6)
+    tie = np.abs(p - 0.5) < 1e-6
+    assert ((ab.decision == 1 - ba.decision) | tie).all()
+    assert np.abs(ab.fused - ba.fused)[~tie].max() < 1e-5
+
+
+def test_quality_on_a_case_with_ground_truth(case):
+    r = fuse(case.sources, method="sff-fast")
+    acc = float((r.decision == case.mask).mean())
+    mse = float(np.mean((r.fused - case.gt) ** 2))
+    psnr = 10 * np.log10(1.0 / mse)
+    assert acc > 0.95, acc
+    assert psnr > 35.0, psnr
+    avg = np.mean(case.sources, axis=0)
+    assert mse < 0.1 * float(np.mean((avg - case.gt) ** 2))
+
+
+def test_three_frames_and_timings(case):
+    rng = np.random.default_rng(3)
+    c3 = make_case(_photo(rng, 160, 160), n_sources=3, rng=rng)
+    r = fuse(c3.sources, method="sff-fast")
+    assert r.scores.shape == (3, 160, 160) and np.allclose(r.scores.sum(0), 1.0, atol=1e-5)
+    assert float((r.decision == c3.mask).mean()) > 0.85
+    assert set(r.info["timings"]) >= {"focus_detection", "segmentation", "consistency_and_blend", "fusion"}
+    assert r.info["device"] == "cpu"
+
+
+def test_cost_is_one_network_pass_per_frame(monkeypatch, case):
+    from mfif.sff import fast_runtime
+
+    scorer = load_scorer(device="auto")
+    calls = []
+    run = scorer._run
+    monkeypatch.setattr(scorer, "_run", lambda x: calls.append(x.shape) or run(x))
+    monkeypatch.setattr(fast_runtime, "load_scorer", lambda *a, **k: scorer)
+    from mfif.sff import fast_fusion
+
+    monkeypatch.setattr(fast_fusion, "load_scorer", lambda *a, **k: scorer)
+    for n in (2, 5):
+        calls.clear()
+        fuse([case.sources[k % 2] for k in range(n)], method="sff-fast")
+        assert len(calls) == n
+
+
+# -- the band stages -----------------------------------------------------------------------------
+def test_band_stages_equal_the_whole_image_stages(case):
+    """Computed box by box in the band, re-decision + guided weights + blend give what the
+    whole-image stages give (the whole-image re-decision without its fragment removal)."""
+    from mfif.io import to_gray
+
+    srcs = [np.repeat(s[..., None], 3, axis=2) * np.float32([1.0, 0.8, 0.6]) for s in case.sources]
+    grays = [to_gray(s) for s in srcs]
+    rng = np.random.default_rng(4)
+    decision = case.mask.astype(np.int16).copy()
+    decision[rng.random(decision.shape) < 0.002] ^= 1  # a few wrong pixels to re-decide
+    sigma = noise_sigma(grays, max_pixels=10**6)
+    for band, radius in [(8.0, 2), (4.0, 0), (0.0, 3)]:
+        d, w, f = band_refine_blend(decision, srcs, band=band, window=5, noise_k=2.0, gf_radius=radius,
+                                    gf_eps=1e-3, box=32)
+        ref_d = refine_boundaries(decision, grays, band=band, window=5, min_area=0, noise_k=2.0)
+        assert sigma == noise_sigma(grays)
+        ref_w = decision_weights(ref_d, grays, radius=radius, eps=1e-3) if radius else \
+            (ref_d[None] == np.arange(2)[:, None, None]).astype(np.float32)
+        assert (d == ref_d).all()
+        assert np.abs(w - ref_w).max() < 5e-5  # float rounding of the guided filter's box sums
+        assert np.abs(f - weighted_blend(srcs, ref_w)).max() < 5e-5
+
+
+def test_band_boxes_and_selection():
+    d = np.zeros((100, 300), np.int16)
+    d[:, 150:] = 1
+    boxes = band_boxes(d, reach=10, box=50)
+    assert sorted({(x0, x1) for _, _, x0, x1 in boxes}) == [(100, 150), (150, 200)]
+    assert band_boxes(np.zeros((20, 20), np.int16), reach=5) == []
+    a, b = np.zeros((100, 300), np.float32), np.ones((100, 300), np.float32)
+    assert (select_sources([a, b], d) == d).all()
+
+
+def test_softmax_weights_by_hand():
+    s = np.array([[[0.0]], [[np.log(3.0)]]], np.float32)
+    w = softmax_weights(s)
+    assert w[:, 0, 0] == pytest.approx([0.25, 0.75], abs=1e-6)
+    w2 = softmax_weights(s, temperature=0.5)  # 3 ** 2 = 9
+    assert w2[:, 0, 0] == pytest.approx([0.1, 0.9], abs=1e-6)
+    big = softmax_weights(np.array([[[1000.0]], [[1000.0]]], np.float32))
+    assert np.allclose(big, 0.5)
+
+
+def test_noise_sigma_is_scikit_images_estimate():
+    import warnings
+
+    from skimage.restoration import estimate_sigma
+
+    rng = np.random.default_rng(5)
+    g = np.clip(rng.random((90, 70)) * 0.5 + rng.normal(0, 0.04, (90, 70)), 0, 1).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert noise_sigma([g]) == estimate_sigma(g)
+    assert noise_sigma([g], max_pixels=900) == estimate_sigma(g[30:60, 22:48])
+
+
+# -- streaming -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["sff-fast", "focus-map"])
+def test_streaming_equals_batch_fusion(method):
+    rng = np.random.default_rng(6)
+    c = make_case(np.repeat(_photo(rng, 96, 128)[..., None], 3, axis=2), n_sources=4, rng=rng)
+    stream = StackStream(method=method, temperature=0.3)
+    for k, frame in enumerate(c.sources):
+        stream.push(frame)
+        if k >= 1:
+            batch = fuse(c.sources[:k + 1], method=method, blend="soft", temperature=0.3)
+            got = stream.result()
+            assert np.abs(got.fused - batch.fused).max() < 1e-5
+            assert (got.decision == batch.decision).all()
+    assert stream.count == 4
+
+
+def test_streaming_refuses_bad_frames():
+    s = StackStream(method="focus-map")
+    with pytest.raises(UsageError, match="no frame pushed"):
+        s.result()
+    s.push(np.zeros((8, 8), np.float32))
+    with pytest.raises(UsageError, match=r"frame 2: shape \(8, 9\)"):
+        s.push(np.zeros((8, 9), np.float32))
+    with pytest.raises(UsageError, match="frame 2: dtype uint8"):
+        s.push(np.zeros((8, 8), np.uint8))
+    bad = np.zeros((8, 8), np.float32)
+    bad[0, 0] = np.nan
+    with pytest.raises(UsageError, match="frame 2: 1 non-finite"):
+        s.push(bad)
+    with pytest.raises(UsageError, match="cannot stream"):
+        StackStream(method="sff")
+    with pytest.raises(UsageError, match="unknown option"):
+        StackStream(method="focus-map", weights="x")
+    assert (s.result().fused == 0).all() and s.count == 1
+
+
+def test_fill_weak_evidence():
+    from mfif.consistency import fill_weak_evidence
+
+    s = np.zeros((2, 40, 80), np.float32)
+    s[0, :, :30] = 10.0  # strong evidence for frame 0 on the left
+    s[1, :, 50:] = 10.0  # ... for frame 1 on the right; a flat gap in between
+    s[1, :, 30:50] = 0.01  # a coin toss: frame 1 by a hair
+    out = fill_weak_evidence(s, weak=2.0, sigmas=(4.0, 16.0))
+    assert (out[:, :, :30] == s[:, :, :30]).all() and (out[:, :, 50:] == s[:, :, 50:]).all()  # strong: kept
+    d = out[0] - out[1]
+    assert (d[:, 30:36] > 0).all() and (d[:, 44:50] < 0).all()  # the gap takes its nearer side
+    assert np.array_equal(fill_weak_evidence(s, weak=0.0), s)
+    # no evidence anywhere: nothing to spread, the scores stay as they are
+    flat = np.zeros((3, 10, 10), np.float32)
+    assert np.array_equal(fill_weak_evidence(flat, weak=2.0), flat)
