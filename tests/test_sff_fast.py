@@ -318,3 +318,17 @@ def test_fill_weak_evidence():
     # no evidence anywhere: nothing to spread, the scores stay as they are
     flat = np.zeros((3, 10, 10), np.float32)
     assert np.array_equal(fill_weak_evidence(flat, weak=2.0), flat)
+
+
+def test_fill_weak_evidence_keeps_the_crossing_strip_with_a_reach():
+    """At a focus boundary the margin passes through zero between strong evidence on both
+    sides; with a reach that strip keeps its own scores (the crossing stays where it is)."""
+    from mfif.consistency import fill_weak_evidence
+
+    x = np.arange(64, dtype=np.float32)
+    d = np.clip((x - 40.0) * 3.0, -12, 12)  # crosses zero at x = 40, strong 4 px away
+    s = np.stack([np.tile(d, (8, 1)), np.zeros((8, 64), np.float32)])
+    kept = fill_weak_evidence(s, weak=8.0, reach=4)
+    assert np.array_equal(kept, s)
+    moved = fill_weak_evidence(s, weak=8.0, reach=0)
+    assert not np.array_equal(moved, s)

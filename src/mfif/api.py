@@ -83,7 +83,7 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = DEFAULT_METHOD, value_r
         finite; outside [0, 1] they keep their own range (see :func:`float_range`).
     method : str, keyword-only
         A name from :data:`mfif.methods.METHODS` (``mfif methods`` lists them). Default
-        ``"sff"``, the Semantic Focus Fusion CNN.
+        ``"sff-fast"``, the light Semantic Focus Fusion network (``"sff"``: the paper's CNN).
     value_range : (float, float), optional, keyword-only
         For float sources: the interval mapped onto [0, 1] for fusion, instead of the sources'
         own (:func:`float_range`); a tiled run passes the whole stack's so that every tile is

@@ -63,6 +63,10 @@ def select_sources(frames, decision: np.ndarray) -> np.ndarray:
     worth of copying whatever the number of frames.
     """
     frames = as_frames(frames)
+    if frames.n == 2:
+        pick = decision == 1
+        a, b = frames.frame(0), frames.frame(1)
+        return np.where(pick[..., None] if a.ndim == 3 else pick, b, a).astype(np.float32, copy=False)
     out = np.array(frames.frame(0), dtype=np.float32, copy=True)
     flat = out.reshape(decision.size, -1)
     d = decision.ravel()
@@ -106,7 +110,7 @@ def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, ra
 
 
 def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int = 5, noise_k: float = 8.0,
-                      gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = 1_000_000,
+                      gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = 1 << 18,
                       keep_weights: bool = True):
     """Boundary re-decision, guided-filter weights and weighted blend, computed in the band only.
 
@@ -148,13 +152,19 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     pad = gf_reach + (int(np.ceil(band)) + window // 2 + 2 if band > 0 else 0)
     boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
     h, w = decision.shape
+    if sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w:
+        boxes = [(0, h, 0, w)]  # boundaries everywhere: one box, the whole image, has no margins to pay
     refined = decision.copy()
+    whole = boxes == [(0, h, 0, w)]  # every pixel is recomputed below: nothing to select first
     weights = None
     if keep_weights:
         weights = np.zeros((n, h, w), np.float32)
-        for k in range(n):
+        for k in range(n if not whole else 0):
             weights[k][decision == k] = 1.0
-    fused = select_sources(frames, decision)
+    if whole:
+        fused = np.empty(frames.shape, np.float32)
+    else:
+        fused = select_sources(frames, decision)
     if not boxes:
         return refined, weights, fused
     sigma = 0.0
@@ -173,15 +183,30 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
                 fine_scores = np.stack([sml(g[int(k)], window=window) for k in labels])
                 if noise_k > 0:
                     near &= best_margin(fine_scores) > noise_k * sigma
-                dec = np.where(near, labels[argmax_decision(fine_scores)], dec).astype(np.int16)
+                if labels.size == 2:  # the arg-max of two, ties to the lower index
+                    pick = np.where(fine_scores[1] > fine_scores[0], labels[1], labels[0])
+                else:
+                    pick = labels[argmax_decision(fine_scores)]
+                dec = np.where(near, pick, dec).astype(np.int16)
         cy, cx = slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0)
         refined[y0:y1, x0:x1] = dec[cy, cx]
         wt = _box_weights(dec, g, labels, n, radius=r, eps=gf_eps)[:, cy, cx]
         if weights is not None:
-            weights[:, y0:y1, x0:x1] = wt
-        acc = np.zeros(fused[y0:y1, x0:x1].shape, np.float32)
-        for k in labels:
-            wk = wt[k]
-            acc += frames.crop(int(k), y0, y1, x0, x1) * (wk[..., None] if acc.ndim == 3 else wk)
+            if whole:
+                weights = wt
+            else:
+                weights[:, y0:y1, x0:x1] = wt
+        crops = {int(k): frames.crop(int(k), y0, y1, x0, x1) for k in labels}
+        if labels.size == 2:  # a + w_b (b - a): one pass less than the weighted sum
+            ka, kb = int(labels[0]), int(labels[1])
+            wb = wt[kb][..., None] if crops[ka].ndim == 3 else wt[kb]
+            acc = crops[kb] - crops[ka]
+            acc *= wb
+            acc += crops[ka]
+        else:
+            acc = np.zeros(fused[y0:y1, x0:x1].shape, np.float32)
+            for k in labels:
+                wk = wt[k]
+                acc += crops[int(k)] * (wk[..., None] if acc.ndim == 3 else wk)
         fused[y0:y1, x0:x1] = acc
     return refined, weights, fused

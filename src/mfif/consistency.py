@@ -51,7 +51,8 @@ def _blur_wide(x: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def fill_weak_evidence(scores: np.ndarray, *, weak: float, sigmas: Sequence[float] = (4.0, 16.0, 64.0)) -> np.ndarray:
+def fill_weak_evidence(scores: np.ndarray, *, weak: float, sigmas: Sequence[float] = (4.0, 16.0, 64.0),
+                       reach: int = 0) -> np.ndarray:
     """Give areas without focus evidence the scores of the evidence around them.
 
     On a flat or textureless area (sky, a studio backdrop) no frame is sharper than another, and
@@ -61,7 +62,10 @@ def fill_weak_evidence(scores: np.ndarray, *, weak: float, sigmas: Sequence[floa
     scores are spread by normalised convolution weighted by that evidence, ``S~ = K*(m S) /
     K*(m)``, with ``K`` the sum of Gaussians of widths ``sigmas`` (near evidence dominates,
     far evidence still reaches large areas), and each pixel keeps its own scores in proportion
-    to its evidence: ``a S + (1 - a) S~`` with ``a = min(m / weak, 1)``.
+    to its evidence: ``a S + (1 - a) S~`` with ``a = min(M / weak, 1)``, where ``M`` is the
+    largest margin within ``reach`` px (``reach`` 0: the pixel's own). With a reach, the thin
+    strip where scores cross over at a focus boundary (small margin, strong evidence on both
+    sides) keeps its own scores, and only areas without evidence nearby are filled.
 
     Parameters
     ----------
@@ -71,6 +75,8 @@ def fill_weak_evidence(scores: np.ndarray, *, weak: float, sigmas: Sequence[floa
         Margin from which a pixel's own scores are kept unchanged (0: return ``scores``).
     sigmas : sequence of float, keyword-only
         Widths (px of ``scores``) of the spreading kernel.
+    reach : int, keyword-only
+        Radius (px of ``scores``) within which evidence counts as the pixel's own.
 
     Returns
     -------
@@ -87,7 +93,8 @@ def fill_weak_evidence(scores: np.ndarray, *, weak: float, sigmas: Sequence[floa
     m = best_margin(s).astype(np.float32)
     den = sum(_blur_wide(m, sg) for sg in sigmas)
     den = np.maximum(den, np.float32(1e-12))
-    a = np.minimum(m / np.float32(weak), 1.0)
+    near = m if reach <= 0 else cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    a = np.minimum(near / np.float32(weak), 1.0)
     out = np.empty_like(s)
     for k in range(s.shape[0]):
         spread = sum(_blur_wide(m * s[k], sg) for sg in sigmas) / den

@@ -50,12 +50,25 @@ class FrameSource:
 
 
 class ArrayFrames(FrameSource):
-    """Frames already in memory: a list of float32 ``HxW`` or ``HxWxC`` arrays in [0, 1]."""
+    """Frames already in memory: a list of float32 ``HxW`` or ``HxWxC`` arrays in [0, 1].
+
+    Their luminance is computed once per frame, when first asked for, and kept (boxes of it are
+    views).
+    """
 
     def __init__(self, sources: Sequence[np.ndarray]):
         self.sources = list(sources)
         self.n = len(self.sources)
         self.shape = tuple(self.sources[0].shape)
+        self._grays: list = [None] * self.n
 
     def frame(self, k: int) -> np.ndarray:
         return self.sources[k]
+
+    def gray(self, k: int) -> np.ndarray:
+        if self._grays[k] is None:
+            self._grays[k] = to_gray(self.sources[k])
+        return self._grays[k]
+
+    def gray_crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return self.gray(k)[y0:y1, x0:x1]

@@ -22,7 +22,7 @@ def register(sub):
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--method", default=DEFAULT_METHOD, help=f"main method (default {DEFAULT_METHOD})")
     p.add_argument("--seed", type=number_arg(lo=0, integer=True), default=7, help="seed of the synthetic pair")
-    p.add_argument("--compare", default="average,dwt,laplacian,gff,focus-map",
+    p.add_argument("--compare", default="sff,average,dwt,laplacian,gff,focus-map",
                    help="comma-separated methods to compare against ('' for none)")
     return p
 

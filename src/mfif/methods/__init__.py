@@ -17,7 +17,7 @@ from ..options import check_number
 __all__ = ["Param", "Method", "METHODS", "DEFAULT_METHOD", "get_method", "parse_params"]
 
 #: The method used when none is named (``mfif fuse``, :func:`mfif.fuse`, :func:`mfif.stack.fuse_stack`).
-DEFAULT_METHOD = "sff"
+DEFAULT_METHOD = "sff-fast"
 
 
 @dataclass(frozen=True)

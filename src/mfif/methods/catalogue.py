@@ -60,6 +60,8 @@ register(Method(
               "streaming API's)", choices=("decision", "soft")),
         Param("weak", float, 8.0, "score margin (logits) below which an area takes the evidence around it "
               "(0: off)", min=0.0, max=100.0),
+        Param("weak_reach", int, 1, "grid cells (4 px) within which evidence counts as an area's own (0: the "
+              "cell's own)", min=0, max=64),
         Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),
         Param("threshold", float, 0.5, "score threshold for the initial segmentation", min=0.0, max=1.0),
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),

@@ -77,7 +77,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
                   min_region: float = 0.01, keep_confident: float = 0.3, min_region_floor: float = 0.001,
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
-                  weak: float = 8.0, prefer: str = "none", prefer_margin: float = 0.05,
+                  weak: float = 8.0, weak_reach: int = 1, prefer: str = "none", prefer_margin: float = 0.05,
                   progress: Callable | None = None) -> FusionResult:
     """Fuse sources with the light SFF network.
 
@@ -101,6 +101,9 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
     weak : float, keyword-only
         Areas whose score margin (in logits) is below this take the evidence around them
         (:func:`mfif.consistency.fill_weak_evidence`, on the 4-px grid); 0: off.
+    weak_reach : int, keyword-only
+        Grid cells (4 px) within which evidence counts as a pixel's own: the crossing strip at a
+        focus boundary keeps its scores, only areas without evidence nearby are filled.
     threshold, min_region, keep_confident, min_region_floor, refine_band, refine_window,
     refine_noise, gf_radius, gf_eps, seam, seam_width, prefer, prefer_margin
         As in :func:`mfif.sff.fusion.fuse_sff` (the shared stages).
@@ -123,6 +126,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         temperature=temperature, threshold=threshold, min_region=min_region, keep_confident=keep_confident,
         min_region_floor=min_region_floor, refine_band=refine_band, refine_window=refine_window,
         refine_noise=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps, seam=seam, seam_width=seam_width, weak=weak,
+        weak_reach=weak_reach,
         prefer=prefer, prefer_margin=prefer_margin, progress=progress)
 
 
@@ -131,8 +135,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                          threshold: float = 0.5, min_region: float = 0.01, keep_confident: float = 0.3,
                          min_region_floor: float = 0.001, refine_band: float = 8.0, refine_window: int = 5,
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
-                         seam_width: float = 6.0, weak: float = 8.0, prefer: str = "none", prefer_margin: float = 0.05,
-                         progress: Callable | None = None) -> FusionResult:
+                         seam_width: float = 6.0, weak: float = 8.0, weak_reach: int = 1, prefer: str = "none",
+                         prefer_margin: float = 0.05, progress: Callable | None = None) -> FusionResult:
     """:func:`fuse_sff_fast` on frames read on demand (:class:`mfif.frames.FrameSource`).
 
     The decision path reads each frame twice (the network pass, the chosen pixels) and boxes of
@@ -172,7 +176,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                             info={"timings": timings, **info})
     # steps 2-3a on the network's 4-px grid: 16 times fewer pixels for the same regions;
     # areas without evidence take the evidence around them first
-    grid = fill_weak_evidence(grid, weak=weak)
+    grid = fill_weak_evidence(grid, weak=weak, reach=weak_reach)
     pg = softmax_weights(grid)
     sg = pg[:1] if n == 2 else pg
     init_g = threshold_decision(sg[0], threshold=threshold) if n == 2 else argmax_decision(pg)

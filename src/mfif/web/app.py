@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import UsageError
+from ..methods import DEFAULT_METHOD
 from .jobs import JobError, JobManager, display_name, upload_extension
 from .retouch import parse_stroke
 
@@ -67,7 +68,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def create_app(*, max_upload_mb: float = 2000, max_frames: int = 64, job_ttl_s: float = 3600,
-               max_memory_mb: float = 4096, default_method: str = "sff", allowed_hosts=None,
+               max_memory_mb: float = 4096, default_method: str = DEFAULT_METHOD, allowed_hosts=None,
                manager: JobManager | None = None) -> Starlette:
     """Build the web application.
 
