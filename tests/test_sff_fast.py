@@ -332,3 +332,15 @@ def test_fill_weak_evidence_keeps_the_crossing_strip_with_a_reach():
     assert np.array_equal(kept, s)
     moved = fill_weak_evidence(s, weak=8.0, reach=0)
     assert not np.array_equal(moved, s)
+
+
+def test_registry_options_are_unique_and_shared_stage_options_agree():
+    from mfif.methods import METHODS, get_method
+
+    for m in METHODS.values():
+        names = [p.name for p in m.params]
+        assert len(names) == len(set(names)), m.name
+    sff, fast = get_method("sff").options(), get_method("sff-fast").options()
+    for k in ("threshold", "min_region", "keep_confident", "refine_window", "refine_noise", "gf_radius", "prefer"):
+        assert sff[k] == fast[k]
+    assert (sff["refine_band"], sff["seam"]) == (16.0, "laplacian") and (fast["refine_band"], fast["seam"]) == (8.0, "none")

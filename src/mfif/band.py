@@ -25,7 +25,6 @@ References
 """
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 

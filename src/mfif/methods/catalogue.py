@@ -13,27 +13,34 @@ PREFER_PARAMS = (
           "image's clear-evidence level", min=0.0, max=1.0),
 )
 
-register(Method(
-    "sff", "mfif.sff.fusion:fuse_sff",
-    "Semantic Focus Fusion: dual-stream CNN focus classifier + guided-filter consistency (Ismail & Ghazali 2025)",
-    params=(
-        Param("weights", str, "", "path of a .pt weights file (default: the shipped model)"),
+def sff_stage_params(*, refine_band: float, seam: str) -> tuple:
+    """The options of SFF's steps 2-4 (decision, consistency, blend), which ``sff`` and
+    ``sff-fast`` share; they differ only in these defaults."""
+    return (
         Param("threshold", float, 0.5, "score threshold for the initial segmentation", min=0.0, max=1.0),
         Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
-        Param("keep_confident", float, 0.3, "keep a small region if the CNN's mean confidence in it is at least "
-              "this (> 1: never, as in the paper)", min=0.0, max=2.0),
+        Param("keep_confident", float, 0.3, "keep a small region if the network's mean confidence in it is at "
+              "least this (> 1: never, as in the paper)", min=0.0, max=2.0),
         Param("min_region_floor", float, 0.001, "remove even confident regions smaller than this fraction",
               min=0.0, max=0.5),
-        Param("refine_band", float, 16.0, "re-decide pixels this close (px) to a boundary with a fine focus "
-              "measure (0: off, as in the paper)", min=0.0, max=256.0),
+        Param("refine_band", float, refine_band, "re-decide pixels this close (px) to a boundary with a fine "
+              "focus measure (0: off, as in the paper)", min=0.0, max=256.0),
         Param("refine_window", int, 5, "window (px) of that fine focus measure", min=3, max=31),
         Param("refine_noise", float, 8.0, "re-decide only where the fine measure beats the runner-up by this "
               "many noise sigmas (0: everywhere in the band)", min=0.0),
         Param("gf_radius", int, 2, "guided-filter radius of the consistency step (px)", min=0, max=256),
         Param("gf_eps", float, 0.001, "guided-filter regularisation", min=0.0),
-        Param("seam", str, "laplacian", "boundary treatment in step 4: laplacian cross-fade or none (paper)",
+        Param("seam", str, seam, "boundary treatment in step 4: laplacian cross-fade or none (paper)",
               choices=("laplacian", "none")),
         Param("seam_width", float, 6.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
+    ) + PREFER_PARAMS
+
+
+register(Method(
+    "sff", "mfif.sff.fusion:fuse_sff",
+    "Semantic Focus Fusion: dual-stream CNN focus classifier + guided-filter consistency (Ismail & Ghazali 2025)",
+    params=(
+        Param("weights", str, "", "path of a .pt weights file (default: the shipped model)"),
         Param("stride", int, 4, "score-map stride in px (4 or 8)", choices=(4, 8)),
         Param("tile", int, 384, "tile size for the CNN pass (px, bounds memory)", min=64),
         Param("threads", int, 0, "CPU worker threads of the CNN pass (0: all cores)", min=0),
@@ -41,7 +48,7 @@ register(Method(
               min=0.1, max=1.0),
         Param("device", str, "cpu", "where the CNN runs: cpu, auto (CUDA or MPS if PyTorch sees one), cuda or mps",
               choices=("cpu", "auto", "cuda", "mps")),
-    ) + PREFER_PARAMS,
+    ) + sff_stage_params(refine_band=16.0, seam="laplacian"),
     needs_torch=True, has_decision=True,
     area_options=("min_region", "min_region_floor"), resources="mfif.sff.resources:RESOURCES",
 ))
@@ -63,23 +70,7 @@ register(Method(
         Param("weak_reach", int, 1, "grid cells (4 px) within which evidence counts as an area's own (0: the "
               "cell's own)", min=0, max=64),
         Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),
-        Param("threshold", float, 0.5, "score threshold for the initial segmentation", min=0.0, max=1.0),
-        Param("min_region", float, 0.01, "remove regions smaller than this fraction of the image", min=0.0, max=0.5),
-        Param("keep_confident", float, 0.3, "keep a small region if the network's mean confidence in it is at "
-              "least this (> 1: never)", min=0.0, max=2.0),
-        Param("min_region_floor", float, 0.001, "remove even confident regions smaller than this fraction",
-              min=0.0, max=0.5),
-        Param("refine_band", float, 8.0, "re-decide pixels this close (px) to a boundary with a fine focus "
-              "measure (0: off)", min=0.0, max=256.0),
-        Param("refine_window", int, 5, "window (px) of that fine focus measure", min=3, max=31),
-        Param("refine_noise", float, 8.0, "re-decide only where the fine measure beats the runner-up by this "
-              "many noise sigmas (0: everywhere in the band)", min=0.0),
-        Param("gf_radius", int, 2, "guided-filter radius of the consistency step (px)", min=0, max=256),
-        Param("gf_eps", float, 0.001, "guided-filter regularisation", min=0.0),
-        Param("seam", str, "none", "boundary treatment in step 4: laplacian cross-fade or none",
-              choices=("laplacian", "none")),
-        Param("seam_width", float, 6.0, "width (px) of the seam cross-fade", min=0.0, max=256.0),
-    ) + PREFER_PARAMS,
+    ) + sff_stage_params(refine_band=8.0, seam="none"),
     has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames",
     area_options=("min_region", "min_region_floor"),
     resources=Resources(MemoryModel(per_frame=48.0, fixed=64.0, const=250e6)),
