@@ -13,13 +13,17 @@ machine hits every tool alike.
   first), a 0.27-MP pair (a 600 x 450 crop of them) and, for the start-up cost, a 64 x 64 pair
   with ``-m average``.
 * ``inproc``: ``mfif.fuse`` in one process on a 1-MP pair (after one warm-up call), with the
-  per-stage times of ``info["timings"]``.
+  per-stage times of ``info["timings"]``: a crop of two neighbouring pcb frames as shot (not
+  registered: boundaries everywhere) and a synthetic case from a BSDS500 test photo.
+* ``runtime``: the sff-fast network on one 2048 x 1536 frame with each runtime (ONNX Runtime,
+  OpenCV's DNN module, PyTorch), and each runtime's import time in a fresh process.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_speed.py pcb [--methods sff-fast,focus-map] [--repeat 3]
     .venv/bin/python benchmarks/bench_speed.py cli [--methods sff-fast] [--repeat 5]
     .venv/bin/python benchmarks/bench_speed.py inproc [--methods sff-fast,focus-map] [--repeat 5]
+    .venv/bin/python benchmarks/bench_speed.py runtime [--repeat 5]
 """
 from __future__ import annotations
 
@@ -142,33 +146,95 @@ def bench_inproc(args) -> None:
     from mfif import fuse
     from mfif.io import to_float
 
+    from mfif.synth import make_case
+
     a, b = (cv2.imread(str(PCB / f"pcb_00{k}.jpg"))[:, :, ::-1] for k in (3, 4))
     y, x = (a.shape[0] - 864) // 2, (a.shape[1] - 1152) // 2
-    src = [to_float(np.ascontiguousarray(i[y:y + 864, x:x + 1152])) for i in (a, b)]
-    print(f"\nin process, 1152 x 864 (1.0 MP) colour pair, median of {args.repeat} after a warm-up call")
-    print("| method | total s | stages (s) |")
-    print("|---|---|---|")
-    for m in args.methods.split(","):
-        fuse(src, method=m)
-        totals, stages = [], []
+    pairs = {"pcb crop (unregistered)": [to_float(np.ascontiguousarray(i[y:y + 864, x:x + 1152])) for i in (a, b)]}
+    photo = to_float(cv2.imread(str(ROOT.parent / "shared/data/test_images/100007.jpg"))[:, :, ::-1].copy())
+    pairs["synthetic (BSDS test 100007)"] = make_case(photo, n_sources=2, rng=np.random.default_rng(0),
+                                                       size=(864, 1152)).sources
+    print(f"\nin process, 1152 x 864 (1.0 MP) colour pairs, median of {args.repeat} after a warm-up call")
+    print("| pair | method | total s | stages (s) | stages 3-4 share |")
+    print("|---|---|---|---|---|")
+    for pname, src in pairs.items():
+        for m in args.methods.split(","):
+            fuse(src, method=m)
+            totals, stages = [], []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                r = fuse(src, method=m)
+                totals.append(time.perf_counter() - t0)
+                stages.append(r.info.get("timings", {}))
+            med = statistics.median(totals)
+            parts = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
+            later = sum(v for k, v in parts.items() if k not in ("focus_detection", "segmentation"))
+            share = f"{later / sum(parts.values()):.0%}" if parts else ""
+            print(f"| {pname} | {m} | {med:.3f} | " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items())
+                  + f" | {share} |")
+
+
+def bench_runtime(args) -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from mfif.sff.fast_runtime import default_fast_weights
+
+    pt = default_fast_weights()
+    onnx = str(pt.with_suffix(".onnx"))
+    x = np.random.default_rng(0).random((1, 1, 1536, 2048)).astype(np.float32)
+    imports = {}
+    for mod in ("onnxruntime", "cv2", "torch"):
+        imports[mod] = statistics.median(timed([sys.executable, "-c", f"import {mod}"])[0]
+                                         - timed([sys.executable, "-c", "pass"])[0] for _ in range(args.repeat))
+    import cv2
+    import onnxruntime as ort
+    import torch
+
+    from mfif.sff.fast_model import FastFocusNet
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = os.cpu_count() or 1
+    sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
+    dnn = cv2.dnn.readNetFromONNX(onnx)
+    net = FastFocusNet().eval()
+    net.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
+
+    def run_dnn():
+        dnn.setInput(x)
+        return dnn.forward()
+
+    def run_torch():
+        with torch.inference_mode():
+            return net(torch.from_numpy(x)).numpy()
+
+    runs = {"onnxruntime": lambda: sess.run(None, {"gray": x})[0], "opencv dnn": run_dnn, "pytorch": run_torch}
+    ref = run_torch()
+    print(f"\nsff-fast network on one 2048 x 1536 frame, median of {args.repeat} after a warm-up run")
+    print("| runtime | import s | first run s | run s (median) | max abs diff to PyTorch |")
+    print("|---|---|---|---|---|")
+    for name, fn in runs.items():
+        t0 = time.perf_counter()
+        out = fn()
+        first = time.perf_counter() - t0
+        ts = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            r = fuse(src, method=m)
-            totals.append(time.perf_counter() - t0)
-            stages.append(r.info.get("timings", {}))
-        med = statistics.median(totals)
-        parts = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
-        print(f"| {m} | {med:.3f} | " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) + " |")
+            fn()
+            ts.append(time.perf_counter() - t0)
+        mod = {"onnxruntime": "onnxruntime", "opencv dnn": "cv2", "pytorch": "torch"}[name]
+        print(f"| {name} | {imports[mod]:.2f} | {first:.3f} | {statistics.median(ts):.3f} | "
+              f"{float(np.abs(np.asarray(out) - ref).max()):.1e} |")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("pcb", "cli", "inproc"))
+    ap.add_argument("what", choices=("pcb", "cli", "inproc", "runtime"))
     ap.add_argument("--methods", default="sff-fast,focus-map")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-peer", action="store_true", help="pcb: skip focus-stack")
     args = ap.parse_args()
-    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc}[args.what](args)
+    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc, "runtime": bench_runtime}[args.what](args)
     return 0
 
 

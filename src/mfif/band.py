@@ -151,8 +151,10 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     pad = gf_reach + (int(np.ceil(band)) + window // 2 + 2 if band > 0 else 0)
     boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
     h, w = decision.shape
-    if sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w:
-        boxes = [(0, h, 0, w)]  # boundaries everywhere: one box, the whole image, has no margins to pay
+    if box < 512 and sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w:
+        # boundaries everywhere: boxes of 512 px pay less for their margins and per-box work, and
+        # still hold only a box of each frame at a time
+        boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=512)
     refined = decision.copy()
     whole = boxes == [(0, h, 0, w)]  # every pixel is recomputed below: nothing to select first
     weights = None

@@ -73,7 +73,7 @@ register(Method(
     ) + sff_stage_params(refine_band=8.0, seam="none"),
     has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames",
     area_options=("min_region", "min_region_floor"),
-    resources=Resources(MemoryModel(per_frame=48.0, fixed=64.0, const=250e6)),
+    resources=Resources(MemoryModel(per_frame=20.0, fixed=150.0, const=150e6)),  # measured: docs/speed.md
 ))
 
 register(Method(
