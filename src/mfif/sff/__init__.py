@@ -11,9 +11,17 @@ inference
 fusion
     The paper's four fusion steps as the ``sff`` method.
 train
-    The training recipe (``mfif train``).
+    The training recipe (``mfif train``; ``--arch sff-fast`` for the light network).
+fast_model
+    :class:`~mfif.sff.fast_model.FastFocusNet`, the light per-frame network of ``sff-fast``
+    (PyTorch: training and the ONNX export).
+fast_runtime
+    Running it: ONNX Runtime on the CPU (no PyTorch import), PyTorch on a GPU; hash checks.
+fast_fusion
+    The ``sff-fast`` method: SFF's steps on the light network's scores.
 
-Importing :mod:`mfif.sff` itself does not import PyTorch; its sub-modules do.
+Importing :mod:`mfif.sff` itself does not import PyTorch; ``model``, ``weights``, ``inference``,
+``fusion``, ``train`` and ``fast_model`` do.
 
 References
 ----------
