@@ -264,7 +264,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
         t_read = time.perf_counter() - t_start
         # everything known of the method comes from its registry entry: halo, memory, area options
         plan = plan_tiles(m, opts, n, h, w, max_memory_mb=max_memory_mb, tile=tile, overlap=overlap,
-                          channels=out_shape[2] if len(out_shape) == 3 else 1, itemsize=dtype.itemsize)
+                          channels=out_shape[2] if len(out_shape) == 3 else 1, itemsize=dtype.itemsize,
+                          frames=bool(m.frames_target))
         if plan.fitted:
             params.update(plan.fitted)
             log(f"memory budget {max_memory_mb:g} MB: inner pass with "

@@ -152,7 +152,7 @@ class TilePlan:
 
 
 def plan_tiles(method, given: dict, n: int, h: int, w: int, *, max_memory_mb: float, tile: int = 0,
-               overlap: int | None = None, channels: int = 3, itemsize: int = 1) -> TilePlan:
+               overlap: int | None = None, channels: int = 3, itemsize: int = 1, frames: bool = False) -> TilePlan:
     """Plan a tiled fusion from what ``method`` (a :class:`mfif.methods.Method`) declares.
 
     With ``tile=0`` the method's inner pass is first fitted to the budget
@@ -160,8 +160,9 @@ def plan_tiles(method, given: dict, n: int, h: int, w: int, *, max_memory_mb: fl
     estimated working set fits ``max_memory_mb`` is chosen (:func:`choose_tile`). ``overlap``
     defaults to the method's ``halo``. ``need_mb`` is the estimate for the chosen tile, which
     exceeds the budget only when even the smallest tile (or the ``tile`` given) does.
+    ``frames``: the engine hands the method a frame source (the method's ``frames_resources``).
     """
-    resources = method.load_resources()
+    resources = method.load_resources(frames=frames)
     overlap = method.halo if overlap is None else int(overlap)
     fitted = {} if tile else resources.fit(method.options(given), given, n, h, w, budget=max_memory_mb * 1e6)
     kw = dict(overlap=overlap, resources=resources, params=method.options({**given, **fitted}),

@@ -84,6 +84,9 @@ class Method:
         :class:`mfif.frames.FrameSource` (``func(frames, keep_maps=..., **params)``); an engine
         that holds the frames elsewhere (the local engine's disk cache) then never needs them
         all in memory. Empty: the method takes a list of arrays only.
+    frames_resources : Resources or str or None
+        The memory model of the frame-source form (engines that use it plan tiles with this;
+        None: ``resources``).
     """
 
     name: str
@@ -96,6 +99,7 @@ class Method:
     area_options: tuple[str, ...] = ()
     resources: Any = None
     frames_target: str = ""
+    frames_resources: Any = None
 
     def load(self) -> Callable:
         mod, fn = self.target.split(":")
@@ -121,11 +125,12 @@ class Method:
         area = {k: v for k, v in self.options(given).items() if k in self.area_options}
         return {**given, **{k: min(0.5, float(v) * full_area / tile_area) for k, v in area.items()}}
 
-    def load_resources(self):
-        """The :class:`mfif.tiling.Resources` engines plan tiles with."""
+    def load_resources(self, *, frames: bool = False):
+        """The :class:`mfif.tiling.Resources` engines plan tiles with (``frames``: for the
+        frame-source form, when the method declares one)."""
         from ..tiling import Resources
 
-        r = self.resources
+        r = self.frames_resources if frames and self.frames_resources is not None else self.resources
         if r is None:
             return Resources()
         if isinstance(r, str):

@@ -73,7 +73,10 @@ register(Method(
     ) + sff_stage_params(refine_band=8.0, seam="none"),
     has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames",
     area_options=("min_region", "min_region_floor"),
-    resources=Resources(MemoryModel(per_frame=20.0, fixed=150.0, const=150e6)),  # measured: docs/speed.md
+    # measured (docs/speed.md): frames in memory (the API, Dask chunks) and read from the local
+    # engine's cache, where the working set does not grow with the number of frames
+    resources=Resources(MemoryModel(per_frame=20.0, fixed=150.0, const=150e6)),
+    frames_resources=Resources(MemoryModel(per_frame=2.0, fixed=80.0, const=250e6)),
 ))
 
 register(Method(
