@@ -18,6 +18,7 @@ pytest.importorskip("playwright")
 pytest.importorskip("uvicorn")
 
 from mfif.io import write_image  # noqa: E402
+from mfif.methods import DEFAULT_METHOD  # noqa: E402
 from mfif.web import create_app  # noqa: E402
 from mfif.web.server import serve_in_thread  # noqa: E402
 
@@ -49,7 +50,7 @@ def test_page_fuse_wipe_retouch_download(tmp_path, slow_progress):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "/")
-        assert page.locator("#method").input_value() == "sff"
+        assert page.locator("#method").input_value() == DEFAULT_METHOD
         page.set_input_files("#files", [str(p) for p in paths])
         assert page.locator("#filelist li").count() == 2
         page.select_option("#method", "focus-map")
