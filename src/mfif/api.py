@@ -122,9 +122,17 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = DEFAULT_METHOD, value_r
     func = m.load()
     t0 = time.perf_counter()
     res = func(srcs, **opts)
+    return _finish(res, method, opts, t0, (lo, hi))
+
+
+def _finish(res: FusionResult, method: str, opts: dict, t0: float, value_range: tuple[float, float]) -> FusionResult:
+    """What :func:`fuse` and :func:`fuse_frames` add to a method's result: its time and options,
+    its name, and the fused image mapped back from [0, 1] to ``value_range``."""
     res.info.setdefault("seconds", time.perf_counter() - t0)
     res.info.setdefault("params", opts)
-    if mapped:
+    lo, hi = value_range
+    if (lo, hi) != (0.0, 1.0):
+        span = hi - lo if hi > lo else 1.0
         res.fused = np.clip(res.fused * np.float32(span) + np.float32(lo), lo, hi).astype(np.float32)
         res.info["value_range"] = (lo, hi)
     res.method = method
@@ -143,18 +151,10 @@ def fuse_frames(frames, *, method: str = DEFAULT_METHOD, value_range: tuple[floa
     """
     m = get_method(method)
     opts = parse_params(m, params)
-    lo, hi = value_range
-    span = hi - lo if hi > lo else 1.0
     t0 = time.perf_counter()
     func = m.load_frames()
     if func is not None:
         res = func(frames, keep_maps=keep_maps, **opts)
     else:
         res = m.load()([frames.frame(k) for k in range(frames.n)], **opts)
-    res.info.setdefault("seconds", time.perf_counter() - t0)
-    res.info.setdefault("params", opts)
-    if (lo, hi) != (0.0, 1.0):
-        res.fused = np.clip(res.fused * np.float32(span) + np.float32(lo), lo, hi).astype(np.float32)
-        res.info["value_range"] = (lo, hi)
-    res.method = method
-    return res
+    return _finish(res, method, opts, t0, value_range)
