@@ -129,7 +129,7 @@ def test_devices_named_and_unavailable_ones_refused():
     if not torch.cuda.is_available():  # the paper's network takes a device too
         with pytest.raises(UsageError, match="device cuda: not available"):
             fuse([np.zeros((32, 32), np.float32)] * 2, method="sff", device="cuda")
-    from mfif.sff.fusion import resolve_device
+    from mfif.sff.weights import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") in ("cpu", "cuda", "mps")

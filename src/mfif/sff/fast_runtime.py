@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import UsageError
-from .weights import sha256_file, verify
+from .weights import resolve_device, sha256_file, verify
 
 __all__ = ["DEVICES", "STRIDE", "HALO", "default_fast_weights", "load_scorer", "FocusScorer", "pad_to_grid"]
 
@@ -130,15 +130,9 @@ def _ort_session(path: Path, providers: list[str], threads: int):
 
 
 def _torch_runner(weights: Path, card: dict, device: str, threads: int):
-    try:
-        import torch
-    except ImportError:
-        raise UsageError(f"device {device}: needs PyTorch, which is not installed; use device=cpu") from None
-    ok = torch.cuda.is_available() if device == "cuda" else (
-        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
-    if not ok:
-        raise UsageError(f"device {device}: not available on this machine (PyTorch {torch.__version__} sees none); "
-                         "use device=cpu or device=auto")
+    resolve_device(device)  # PyTorch installed and the device there, or a one-line error
+    import torch
+
     from .fast_model import FastFocusNet
 
     arch = card.get("architecture", {})

@@ -52,26 +52,11 @@ import numpy as np
 from ..blend import seam_blend, weighted_blend
 from ..consistency import decision_confidence, decision_weights, verify_decision
 from ..decision import argmax_decision, prefer_decision, threshold_decision
-from ..errors import UsageError
 from ..io import to_gray
 from ..result import FusionResult
 from .inference import grid_to_map, score_grid
 from .model import PATCH
-from .weights import load_model
-
-
-def resolve_device(device: str) -> str:
-    """The PyTorch device for ``device`` (``auto``: CUDA, else Apple's MPS, else the CPU);
-    :class:`UsageError` if a named one is not available."""
-    import torch
-
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else ("mps" if mps else "cpu")
-    if (device == "cuda" and not torch.cuda.is_available()) or (device == "mps" and not mps):
-        raise UsageError(f"device {device}: not available on this machine (PyTorch {torch.__version__} sees none); "
-                         "use device=cpu or device=auto")
-    return device
+from .weights import load_model, resolve_device
 
 
 def sff_scores(grays: Sequence[np.ndarray], *, weights: str = "", stride: int = 4, tile: int = 384,

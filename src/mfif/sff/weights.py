@@ -66,6 +66,22 @@ def verify(weights: str | os.PathLike) -> dict:
     return meta
 
 
+def resolve_device(device: str) -> str:
+    """The PyTorch device for ``device`` (``auto``: CUDA, else Apple's MPS, else the CPU);
+    :class:`UsageError` if a named one is not available or PyTorch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        raise UsageError(f"device {device}: needs PyTorch, which is not installed; use device=cpu") from None
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else ("mps" if mps else "cpu")
+    if (device == "cuda" and not torch.cuda.is_available()) or (device == "mps" and not mps):
+        raise UsageError(f"device {device}: not available on this machine (PyTorch {torch.__version__} sees none); "
+                         "use device=cpu or device=auto")
+    return device
+
+
 @lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float, device: str = "cpu"):
     import torch
