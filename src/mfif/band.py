@@ -31,9 +31,9 @@ import numpy as np
 from .consistency import best_margin, boundary_distance, central_box, guided_filter, noise_sigma, normalize_weights
 from .decision import argmax_decision, label_boundary
 from .focus import sml
-from .frames import ArrayFrames, FrameSource
+from .frames import as_frames
 
-__all__ = ["band_boxes", "band_refine_blend", "select_sources", "as_frames"]
+__all__ = ["band_boxes", "band_refine_blend", "select_sources"]
 
 
 def band_boxes(decision: np.ndarray, *, reach: int, box: int = 128) -> list[tuple[int, int, int, int]]:
@@ -74,11 +74,6 @@ def select_sources(frames, decision: np.ndarray) -> np.ndarray:
         if idx.size:
             flat[idx] = np.asarray(frames.frame(k)).reshape(decision.size, -1)[idx]
     return out
-
-
-def as_frames(frames) -> FrameSource:
-    """``frames`` as a :class:`mfif.frames.FrameSource` (a sequence of arrays is wrapped)."""
-    return frames if isinstance(frames, FrameSource) else ArrayFrames(frames)
 
 
 def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, radius: int,
@@ -176,7 +171,8 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         a0, a1, b0, b1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         dec = decision[a0:a1, b0:b1]
         labels = np.unique(dec)
-        g = {int(k): frames.gray_crop(int(k), a0, a1, b0, b1) for k in labels}
+        boxed = {int(k): frames.crop_and_gray(int(k), a0, a1, b0, b1) for k in labels}  # each box read once
+        g = {k: gray for k, (_, gray) in boxed.items()}
         if band > 0 and labels.size > 1:
             near = boundary_distance(dec) <= band
             if near.any():
@@ -197,7 +193,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
                 weights = wt
             else:
                 weights[:, y0:y1, x0:x1] = wt
-        crops = {int(k): frames.crop(int(k), y0, y1, x0, x1) for k in labels}
+        crops = {k: c[cy, cx] for k, (c, _) in boxed.items()}
         if labels.size == 2:  # a + w_b (b - a): one pass less than the weighted sum
             ka, kb = int(labels[0]), int(labels[1])
             wb = wt[kb][..., None] if crops[ka].ndim == 3 else wt[kb]

@@ -24,7 +24,7 @@ import numpy as np
 from .consistency import boundary_distance
 from .io import GRAY_WEIGHTS
 
-__all__ = ["weighted_blend", "softmax_weights", "max_pyramid_levels", "laplacian_pyramid", "collapse_pyramid", "pyramid_blend",
+__all__ = ["weighted_blend", "softmax_weights", "soft_blend", "max_pyramid_levels", "laplacian_pyramid", "collapse_pyramid", "pyramid_blend",
            "seam_blend", "MaxAbsSelector", "luma_coeffs", "LUMA"]
 
 
@@ -75,6 +75,23 @@ def softmax_weights(scores: np.ndarray, *, temperature: float = 1.0, out: np.nda
     np.exp(out, out=out)
     out /= out.sum(axis=0, keepdims=True)
     return out
+
+
+def soft_blend(sources: Sequence[np.ndarray], scores: np.ndarray, *, temperature: float):
+    """The soft blend: the frames weighted by a softmax over frames of ``scores / temperature``.
+
+    The scores are divided by the temperature once, as :class:`mfif.stream.StackStream` divides
+    each frame's, so that the batch and the streaming result break ties alike.
+
+    Returns
+    -------
+    (fused, weights, scaled)
+        The blend clipped to [0, 1], the ``NxHxW`` weights and the scaled scores (whose
+        arg-max is the depth map).
+    """
+    scaled = np.asarray(scores, dtype=np.float32) / np.float32(temperature)
+    weights = softmax_weights(scaled)
+    return np.clip(weighted_blend(sources, weights), 0.0, 1.0), weights, scaled
 
 
 def max_pyramid_levels(shape: tuple[int, ...]) -> int:

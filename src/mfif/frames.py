@@ -16,7 +16,7 @@ import numpy as np
 
 from .io import to_gray
 
-__all__ = ["FrameSource", "ArrayFrames"]
+__all__ = ["FrameSource", "ArrayFrames", "as_frames"]
 
 
 class FrameSource:
@@ -45,6 +45,11 @@ class FrameSource:
         """Luminance of a box of frame ``k``."""
         return to_gray(self.crop(k, y0, y1, x0, x1))
 
+    def crop_and_gray(self, k: int, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        """A box of frame ``k`` and its luminance, the box read once."""
+        c = self.crop(k, y0, y1, x0, x1)
+        return c, to_gray(c)
+
     def __len__(self) -> int:
         return self.n
 
@@ -72,3 +77,11 @@ class ArrayFrames(FrameSource):
 
     def gray_crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         return self.gray(k)[y0:y1, x0:x1]
+
+    def crop_and_gray(self, k: int, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.crop(k, y0, y1, x0, x1), self.gray_crop(k, y0, y1, x0, x1)
+
+
+def as_frames(frames) -> FrameSource:
+    """``frames`` as a :class:`FrameSource` (a sequence of arrays is wrapped in :class:`ArrayFrames`)."""
+    return frames if isinstance(frames, FrameSource) else ArrayFrames(frames)

@@ -72,11 +72,9 @@ class StackStream:
             raise UsageError(f"StackStream(method={method!r}): unknown option(s) {', '.join(sorted(extra))}; "
                              f"options: {', '.join(allowed)}, temperature")
         self.method = method
-        self.options = m.options(parse_params(m, {**options, "temperature": temperature}
-                                             if method == "sff-fast" else dict(options)))
-        self.temperature = float(temperature) if method != "sff-fast" else float(self.options["temperature"])
-        if not (self.temperature > 0 and np.isfinite(self.temperature)):
-            raise UsageError(f"temperature must be a finite number > 0, got {temperature}")
+        # both methods declare the soft blend's temperature: checked as batch fusion checks it
+        self.options = m.options(parse_params(m, {**options, "temperature": temperature}))
+        self.temperature = float(self.options["temperature"])
         self.count = 0
         self._shape: tuple[int, ...] | None = None
         self._acc = self._total = self._max = self._depth = None

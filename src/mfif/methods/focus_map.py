@@ -5,12 +5,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..blend import softmax_weights, weighted_blend
+from ..blend import soft_blend
 from ..decision import argmax_decision
 from ..errors import UsageError
 from ..focus import FOCUS_MEASURES
 from ..result import FusionResult
-from ._common import check_count, clip01, decide_and_blend, luma
+from ._common import check_count, decide_and_blend, luma
 
 __all__ = ["fuse_focus_map", "frame_scores"]
 
@@ -87,11 +87,10 @@ def fuse_focus_map(sources: Sequence[np.ndarray], *, measure: str = "sml", windo
                          + ", ".join(FOCUS_MEASURES))
     grays = [luma(s) for s in sources]
     if blend == "soft":
-        # scaled once, as the streaming API scales each frame, so that both break ties alike
-        scaled = np.stack([frame_scores(g, measure=measure, window=window) for g in grays]) / np.float32(temperature)
-        weights = softmax_weights(scaled)
-        return FusionResult(fused=clip01(weighted_blend(sources, weights)), method="focus-map",
-                            decision=argmax_decision(scaled), weights=weights, scores=scaled)
+        logs = np.stack([frame_scores(g, measure=measure, window=window) for g in grays])
+        fused, weights, scaled = soft_blend(sources, logs, temperature=temperature)
+        return FusionResult(fused=fused, method="focus-map", decision=argmax_decision(scaled), weights=weights,
+                            scores=scaled)
     func = FOCUS_MEASURES[measure]
     scores = np.stack([func(g, window=int(window)) for g in grays]).astype(np.float32, copy=False)
     initial, decision, weights, fused = decide_and_blend(sources, grays, scores, min_region=min_region,

@@ -31,31 +31,34 @@ References
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from ..band import band_refine_blend
-from ..blend import seam_blend, softmax_weights, weighted_blend
+from ..blend import seam_blend, soft_blend, softmax_weights
 from ..consistency import decision_confidence, fill_weak_evidence, remove_small_regions
 from ..decision import argmax_decision, prefer_decision, threshold_decision
-from ..frames import ArrayFrames, FrameSource
+from ..frames import ArrayFrames, FrameSource, as_frames
 from ..result import FusionResult
 from .fast_runtime import STRIDE, load_scorer
 
 __all__ = ["fast_scores", "upsample_scores", "fuse_sff_fast", "fuse_sff_fast_frames"]
 
 
-def fast_scores(grays: Sequence[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
-                tile: float = 4.0, progress: Callable | None = None) -> np.ndarray:
-    """Step 1 on the 4-px grid: ``(N, ceil(H/4), ceil(W/4))`` float32 scores, one pass per frame."""
+def fast_scores(frames, *, weights: str = "", device: str = "auto", threads: int = 0, tile: float = 2.0,
+                progress: Callable | None = None) -> np.ndarray:
+    """Step 1 on the 4-px grid: ``(N, ceil(H/4), ceil(W/4))`` float32 scores, one network pass per
+    frame, of a :class:`mfif.frames.FrameSource` or a sequence of images (gray or colour; the
+    network sees their luminance)."""
+    frames = as_frames(frames)
     scorer = load_scorer(weights or None, device=device, threads=threads)
     out = []
-    for k, g in enumerate(grays):
-        out.append(scorer.score(g, tile=tile))
+    for k in range(frames.n):
+        out.append(scorer.score(frames.gray(k), tile=tile))
         if progress is not None:
-            progress(k + 1, len(grays))
+            progress(k + 1, frames.n)
     return np.stack(out)
 
 
@@ -149,26 +152,17 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     h, w = frames.shape[:2]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    scorer = load_scorer(weights or None, device=device, threads=threads)
-    grid = []
-    for k in range(n):
-        grid.append(scorer.score(frames.gray(k), tile=tile))
-        if progress is not None:
-            progress(k + 1, n)
-    grid = np.stack(grid)
+    grid = fast_scores(frames, weights=weights, device=device, threads=threads, tile=tile, progress=progress)
     timings["focus_detection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    info = {"device": scorer.device}
+    info = {"device": load_scorer(weights or None, device=device, threads=threads).device}
     if blend == "soft":
-        sources = [frames.frame(k) for k in range(n)]
         logits = np.stack([upsample_scores(g, (h, w)) for g in grid])
         probs = softmax_weights(logits)
-        logits /= np.float32(temperature)  # scaled once, as the streaming API scales each frame
-        decision = argmax_decision(logits)
-        weights_maps = softmax_weights(logits, out=logits)
         timings["segmentation"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        fused = np.clip(weighted_blend(sources, weights_maps), 0.0, 1.0)
+        fused, weights_maps, scaled = soft_blend([frames.frame(k) for k in range(n)], logits, temperature=temperature)
+        decision = argmax_decision(scaled)
         timings["fusion"] = time.perf_counter() - t0
         return FusionResult(fused=fused, method="sff-fast", decision=decision, weights=weights_maps,
                             scores=probs[:1] if n == 2 else probs,
