@@ -244,7 +244,7 @@ def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -
     Per source: the median absolute value of the nonzero finest diagonal detail coefficients
     of a one-level ``db2`` wavelet transform (PyWavelets, symmetric extension), divided by
     ``Phi^-1(0.75)``; the same estimate as scikit-image's ``estimate_sigma`` (whose import
-    pulls in SciPy's statistics, 0.7 s), the mean over the sources returned.
+    pulls in SciPy's statistics), the mean over the sources returned.
 
     With ``max_pixels``, each source is estimated on its central crop of at most that many
     pixels (same aspect ratio): a median over a megapixel is as good an estimate of a

@@ -8,10 +8,10 @@ the depth map is ``argmax_k s_k``. Kept in log-sum-exp form (a running maximum o
 and the weights relative to it), this is exactly the batch result
 ``mfif.fuse(frames, method=..., blend="soft")`` after every frame, up to float rounding.
 
-Memory: the frame being pushed plus, per pixel, the weighted sum (``C`` floats), the weight
-total, the running maximum (one float each) and the depth index (int16): 4 + 3C float32 and
-2 bytes per pixel for ``C`` channels (15 B + 2 B for colour, 23 B in all with the frame's own
-score map). Focus scores are per frame, so a frame's cost does not grow with the stack.
+Memory: the frame being pushed and its score map, plus, per pixel, the weighted sum (``C``
+float32), the weight total and the running maximum (one float32 each) and the depth index
+(int16), whatever the number of frames. Focus scores are per frame, so a frame's cost does not
+grow with the stack.
 
 References
 ----------

@@ -112,7 +112,7 @@ def blur_matched_shifts(ta: np.ndarray, tb: np.ndarray, *, iterations: int = 4,
     least-squares solution, with the sums over pixels taken as sums over frequencies
     (Parseval), and the shift applied as a phase ramp.
     """
-    import scipy.fft as sfft  # 0.4 s to import: only when a stack is aligned
+    import scipy.fft as sfft  # slow to import: only when a stack is aligned
 
     k, t, _ = ta.shape
     win = np.outer(np.hanning(t), np.hanning(t)).astype(np.float32)

@@ -99,7 +99,7 @@ def is_multipage_tiff(path: str | os.PathLike) -> bool:
     if p.suffix.lower() not in (".tif", ".tiff") or not _is(p, "file"):
         return False
     try:
-        import tifffile  # imported where used: 0.04 s that most calls do not need
+        import tifffile  # imported where used: most calls read no TIFF
         with tifffile.TiffFile(str(p)) as tf:
             return len(tiff_planes(tf)) > 1
     except Exception:  # not a TIFF after all: the ordinary reader reports it
@@ -138,7 +138,7 @@ def _tiff_plan(path: Path, tf) -> tuple:
 
 
 def _tiff_info(path: Path) -> ImageInfo:
-    import tifffile  # imported where used: 0.04 s that most calls do not need
+    import tifffile  # imported where used: most calls read no TIFF
     with tifffile.TiffFile(str(path)) as tf:
         first, _, out, photometric, orientation = _tiff_plan(path, tf)
         shape = _tiff_shape(path, first)
@@ -156,7 +156,7 @@ def _tiff_shape(path: Path, page) -> tuple:
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, int]:
-    import tifffile  # imported where used: 0.04 s that most calls do not need
+    import tifffile  # imported where used: most calls read no TIFF
     with tifffile.TiffFile(str(path)) as tf:
         first, native, out, photometric, orientation = _tiff_plan(path, tf)
         shape = _tiff_shape(path, first)

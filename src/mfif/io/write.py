@@ -239,7 +239,7 @@ def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = N
     if ext in (".tif", ".tiff"):
 
         photometric = "rgb" if img.ndim == 3 else "minisblack"
-        import tifffile  # imported where used: 0.04 s that most calls do not need
+        import tifffile  # imported where used: most calls write no TIFF
         tifffile.imwrite(f, img, photometric=photometric, planarconfig="contig" if img.ndim == 3 else None,
                          compression="zlib")
         return
@@ -260,8 +260,8 @@ def _encode(f, img: np.ndarray, ext: str, quality: int, *, icc: bytes | None = N
             im = im.convert("RGB")
         im.save(f, format="JPEG", quality=quality)
     elif ext == ".png":
-        # zlib level 1, as OpenCV writes 16-bit PNG: about 4x faster than Pillow's default 6, for
-        # files some 10-20 % larger
+        # zlib level 1, as OpenCV writes 16-bit PNG: much faster than Pillow's default, for
+        # slightly larger files (docs/speed.md)
         im.save(f, format="PNG", compress_level=1, **({"icc_profile": icc} if icc else {}))
     else:
         im.save(f, format="BMP")

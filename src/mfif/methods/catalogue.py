@@ -55,7 +55,7 @@ register(Method(
 
 register(Method(
     "sff-fast", "mfif.sff.fast_fusion:fuse_sff_fast",
-    "light SFF: a per-frame focus network (ONNX Runtime, ~1.4 kMAC/px) + SFF's consistency and blend steps",
+    "light SFF: a per-frame focus network (ONNX Runtime) + SFF's consistency and blend steps near boundaries",
     params=(
         Param("weights", str, "", "path of a .pt weights file with its card and ONNX export (default: shipped)"),
         Param("device", str, "auto", "where the network runs: auto, cpu, cuda or mps",

@@ -29,8 +29,8 @@ to full resolution by the fusion step. Convolutions are zero padded ("same"); en
 tiles a halo of :data:`HALO` px so that a tile's core sees the same context as a whole-image
 pass.
 
-The cost is about 1.4 kMAC per input pixel (``mac_per_pixel``), some 25,000 times less than the
-paper's network (37 GMAC per megapixel, 37 kMAC per pixel... per source pair window grid).
+``mac_per_pixel`` gives its cost per input pixel; the paper's network costs far more (the
+model card, docs/model_card_fast.md, compares them).
 
 References
 ----------

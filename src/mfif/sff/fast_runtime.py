@@ -5,10 +5,9 @@ sff-fast`` writes), ``mfif/data/sff_fast.onnx`` (the same network, exported by t
 command) and ``mfif/data/sff_fast.json`` (the model card, with the sha256 of both files). The
 three share a name; each file is hash-checked before use.
 
-Why ONNX Runtime: importing it takes about 0.03 s where PyTorch takes 1.5-1.9 s on this
-project's machines, and it runs this network about twice as fast as OpenCV's DNN module
-(``docs/speed.md``). Importing this module imports neither; :func:`load_scorer` imports the
-one it needs.
+Why ONNX Runtime: it imports in a fraction of PyTorch's time and runs this network faster
+than OpenCV's DNN module (measured in ``docs/speed.md``). Importing this module imports
+neither; :func:`load_scorer` imports the one it needs.
 
 Devices: ``cpu`` runs ONNX Runtime's CPU provider; ``cuda`` runs ONNX Runtime's CUDA provider
 when the installed ONNX Runtime has one, otherwise PyTorch on CUDA; ``mps`` runs PyTorch on
