@@ -104,6 +104,51 @@ def test_chunk_from_worker_budget(planes):
     assert 256 <= small.chunks[0][0]
 
 
+def test_chunk_tasks_read_their_own_window_and_share_nothing(planes):
+    """Every fusion task depends on the one source key only (no overlap or rechunk pieces a worker
+    would hold for its neighbours), and reads exactly its chunk plus the halo, clipped at the edges."""
+    from mfif.methods import get_method
+
+    class Spy:
+        shape, dtype, ndim = planes.shape, planes.dtype, planes.ndim
+
+        def __init__(self):
+            self.windows = []
+
+        def __getitem__(self, key):
+            self.windows.append(tuple((k.start, k.stop) for k in key[1:3]))
+            return planes[key]
+
+    spy = Spy()
+    fused, _ = fuse_dask(spy, method="focus-map", chunk=128)
+    graph = dict(fused.__dask_graph__())
+    tasks = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("_fuse_window")]
+    assert len(tasks) == 4
+    deps = {str(d) for k in tasks for d in graph[k].dependencies}
+    assert len(deps) == 1 and next(iter(deps)).startswith("zstack-planes-")
+    f = fused.compute(scheduler="sync")
+    halo = get_method("focus-map").halo
+    expect = {((max(0, y0 - halo), min(300, y1 + halo)), (max(0, x0 - halo), min(260, x1 + halo)))
+              for y0, y1 in ((0, 128), (128, 300)) for x0, x1 in ((0, 128), (128, 260))}
+    assert set(spy.windows) == expect
+    assert np.array_equal(f, fuse_dask(planes, method="focus-map", chunk=128)[0].compute(scheduler="sync"))
+
+
+def test_file_planes_decode_each_file_once(tmp_path, planes, monkeypatch):
+    import mfif.zstack as zs
+
+    for k, p in enumerate(planes):
+        write_image(tmp_path / f"p{k}.png", p)
+    calls = []
+    real = zs.read_image
+    monkeypatch.setattr(zs, "read_image", lambda p: calls.append(p) or real(p))
+    zs._decoded_files.cache_clear()
+    s = open_zstack([tmp_path], chunk=64)
+    f, _ = fuse_dask(s.array, method="focus-map", chunk=128)
+    f.compute(scheduler="threads")
+    assert len(calls) == 3 and np.array_equal(s.array.compute(), planes)
+
+
 @pytest.mark.parametrize("bad, match", [((np.zeros((1, 50, 50), np.uint8),), "at least 2"),
                                         ((np.zeros((3, 50, 50, 4), np.uint8),), "C = 1 or 3"),
                                         ((np.zeros((3, 50, 50), np.int32),), "pixel type")])

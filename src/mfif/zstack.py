@@ -14,8 +14,9 @@ computed, and then only the TIFF tiles or Zarr chunks under it.
 * **OME-Zarr (NGFF 0.4 / 0.5)**: level 0 of the first multiscale image, ``dask.array.from_zarr``;
   the ``axes`` metadata says which axis is Z (required), channel (``c``, moved last) and time
   (``t``, of size 1).
-* **Files**: one image per file (a folder, a glob or a list, as ``mfif fuse`` takes them), each
-  read whole by :func:`mfif.io.read_image` in a delayed task, then cut into chunks.
+* **Files**: one image per file (a folder, a glob or a list, as ``mfif fuse`` takes them), over
+  :class:`FilePlanes`: each process that reads decodes the files whole once
+  (:func:`mfif.io.read_image`) and slices its chunks from them.
 
 Every reader checks what it can from headers before any pixel is read: at least two planes, one
 size, gray or RGB, a pixel type mfif fuses; bad input is a :class:`~mfif.errors.UsageError`.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -41,7 +43,7 @@ import tifffile
 from .errors import UsageError
 from .io import check_sources, display_path, expand_sources, image_info, is_multipage_tiff, read_image, tiff_planes
 
-__all__ = ["ZStack", "is_zarr", "is_zstack", "open_zstack", "TiffPlanes", "ngff_attrs"]
+__all__ = ["ZStack", "is_zarr", "is_zstack", "open_zstack", "TiffPlanes", "FilePlanes", "ngff_attrs"]
 
 #: Pixel types of TIFF planes: kept (uint8, uint16, float32) or read as float32 in their own range.
 _KEEP = (np.uint8, np.uint16, np.float32)
@@ -224,17 +226,49 @@ def _zarr_zstack(path: Path, chunk: int) -> ZStack:
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
+_DECODE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _decoded_files(paths: tuple, stamps: tuple) -> tuple:
+    """Every file of a stack decoded whole (:func:`mfif.io.read_image`), once per process and version."""
+    return tuple(read_image(p) for p in paths)
+
+
+class FilePlanes:
+    """Array-like ``(Z, Y, X[, C])`` over image files, one plane per file, for ``dask.array.from_array``.
+
+    Picklable (the paths): a process that reads a window decodes the files whole (PNG, JPEG and
+    the rest cannot be read in part) once, keeps them for the windows that follow, and slices.
+    A stack of files therefore costs each worker process the whole stack's memory, as decoding
+    it does anyway; slides larger than memory come as multi-page TIFF or OME-Zarr.
+    """
+
+    def __init__(self, paths: Sequence[str], shape: tuple, dtype):
+        self.paths = tuple(str(p) for p in paths)
+        self.shape, self.dtype = (len(self.paths),) + tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        zkey, rest = key[0], key[1:]
+        stamps = tuple(os.stat(p).st_mtime_ns for p in self.paths)
+        with _DECODE_LOCK:  # threads of one process decode the stack once, not once each
+            images = _decoded_files(self.paths, stamps)
+        if isinstance(zkey, slice):
+            return np.stack([images[i][rest] for i in range(self.shape[0])[zkey]])
+        return images[zkey][rest]
+
+
 def _files_zstack(paths: list[Path], chunk: int) -> ZStack:
-    import dask
     import dask.array as da
 
     if len(paths) < 2:
         raise UsageError(f"need at least 2 sources, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     infos = [image_info(p) for p in paths]
     check_sources(infos, [str(p) for p in paths])
-    shape, dtype = infos[0].shape, infos[0].dtype
-    frames = [da.from_delayed(dask.delayed(read_image, pure=True)(str(p)), shape, dtype) for p in paths]
-    arr = da.stack(frames).rechunk(_chunks((len(paths),) + tuple(shape), chunk))
+    planes = FilePlanes(paths, infos[0].shape, infos[0].dtype)
+    arr = da.from_array(planes, chunks=_chunks(planes.shape, chunk), lock=False, asarray=False, name=False)
     return ZStack(arr, str(paths[0].parent), [str(p) for p in paths])
 
 

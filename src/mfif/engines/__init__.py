@@ -2,7 +2,7 @@
 
 ========================  ==========================================================================
 :mod:`mfif.stack`         the local engine: files -> frame cache on disk -> feathered tiles, one process
-:mod:`mfif.engines.dask`  the Dask engine: a lazy ``(Z, Y, X[, C])`` array -> ``map_overlap`` chunks on
+:mod:`mfif.engines.dask`  the Dask engine: a lazy ``(Z, Y, X[, C])`` array -> chunks (each reads its window) on
                           threads, a ``distributed.LocalCluster`` or a remote scheduler
 ========================  ==========================================================================
 

@@ -5,8 +5,8 @@ breathing) is a global similarity: one transform per plane. :func:`align_zstack`
 with :func:`mfif.align.estimate_transforms` (the same registration as ``mfif fuse --align``) on
 block-mean copies of the planes no larger than ``work_size`` px (one pass over each plane,
 chunk by chunk), scales them to full resolution, and returns the planes warped into the common
-valid rectangle as a new lazy array: each output chunk reads only the source region its pixels
-come from (plus a 3-px margin for cubic interpolation) and warps it with
+valid rectangle as a new lazy array (:class:`WarpedPlanes`): a window of it reads only the source
+region its pixels come from (plus a 3-px margin for cubic interpolation) and warps it with
 :func:`mfif.align.warp_frame`, so no plane is ever held whole.
 
 References
@@ -26,7 +26,7 @@ from ..align import estimate_transforms, resolve_max_residual, scale_matrix, war
 from ..errors import AlignmentError
 from ..io import GRAY_WEIGHTS
 
-__all__ = ["align_zstack", "small_copies", "warp_zstack"]
+__all__ = ["align_zstack", "small_copies", "warp_zstack", "WarpedPlanes"]
 
 #: Context (px) around a chunk's source region: cubic interpolation reads 2 px beyond a sample.
 MARGIN = 3
@@ -78,33 +78,66 @@ def _warp_block(region: np.ndarray, matrix: np.ndarray, offset: tuple[int, int],
     return warp_frame(np.ascontiguousarray(region), matrix @ shift, box=box)
 
 
+def _span(key, n: int) -> tuple[int, int]:
+    start, stop, step = key.indices(n)
+    if step != 1:
+        raise IndexError("aligned planes are read in windows of step 1")
+    return start, max(start, stop)
+
+
+class WarpedPlanes:
+    """Array-like ``(Z, y1 - y0, x1 - x0[, C])``: planes warped into the reference box ``box`` on read.
+
+    A window ``[zs, ys, xs]`` reads, from each plane, only the source region its pixels sample
+    (:func:`_source_region`, with a :data:`MARGIN` for cubic interpolation) and warps it with
+    :func:`mfif.align.warp_frame`, so the fusion task that asks for a window warps just that
+    window. Picklable when ``planes`` is (the source's window reader, matrices, box).
+    """
+
+    def __init__(self, planes, matrices, box: tuple[int, int, int, int]):
+        from .dask import as_planes
+
+        self.planes = as_planes(planes)
+        self.matrices = [np.asarray(m, float) for m in matrices]
+        self.box = tuple(int(v) for v in box)
+        x0, y0, x1, y1 = self.box
+        self.tail = tuple(self.planes.shape[3:])
+        self.shape = (len(self.matrices), y1 - y0, x1 - x0) + self.tail
+        self.dtype, self.ndim = np.dtype(self.planes.dtype), len(self.shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        zkey, ykey, xkey = key[:3]
+        (wy0, wy1), (wx0, wx1) = _span(ykey, self.shape[1]), _span(xkey, self.shape[2])
+        x0, y0 = self.box[:2]
+        b = (x0 + wx0, y0 + wy0, x0 + wx1, y0 + wy1)
+        h, w = self.planes.shape[1:3]
+        out = []
+        for k in (range(self.shape[0])[zkey] if isinstance(zkey, slice) else [zkey]):
+            m = self.matrices[k]
+            if b[2] <= b[0] or b[3] <= b[1]:
+                out.append(np.zeros((b[3] - b[1], b[2] - b[0]) + self.tail, self.dtype))
+            elif np.allclose(m, np.eye(3)):
+                out.append(np.asarray(self.planes[k, b[1]:b[3], b[0]:b[2]]))
+            else:
+                sx0, sy0, sx1, sy1 = _source_region(m, b, h, w)
+                out.append(_warp_block(np.asarray(self.planes[k, sy0:sy1, sx0:sx1]), m, (sx0, sy0), b))
+        res = np.stack(out) if isinstance(zkey, slice) else out[0]
+        rest = key[3:]
+        return res[(slice(None),) * (res.ndim - len(self.tail)) + rest] if rest else res
+
+
 def warp_zstack(array, matrices, box: tuple[int, int, int, int], *, chunk: int):
     """The planes warped by ``matrices`` (frame -> reference, full resolution) into ``box``, lazily.
 
     Returns a dask array ``(Z, y1 - y0, x1 - x0[, C])`` of the input's dtype, chunked ``chunk``
-    px in Y and X; each chunk depends only on the source region it samples.
+    px in Y and X, over :class:`WarpedPlanes`: any slice of it reads and warps only the source
+    regions that slice samples.
     """
-    z, h, w = array.shape[:3]
-    x0, y0, x1, y1 = box
-    tail = tuple(array.shape[3:])
-    planes = []
-    for k in range(z):
-        m = np.asarray(matrices[k], float)
-        if np.allclose(m, np.eye(3)):
-            planes.append(array[k, y0:y1, x0:x1].rechunk((chunk, chunk) + tail))
-            continue
-        rows = []
-        for by in range(y0, y1, chunk):
-            row = []
-            for bx in range(x0, x1, chunk):
-                b = (bx, by, min(x1, bx + chunk), min(y1, by + chunk))
-                sx0, sy0, sx1, sy1 = _source_region(m, b, h, w)
-                region = array[k, sy0:sy1, sx0:sx1]
-                block = dask.delayed(_warp_block)(region, m, (sx0, sy0), b)
-                row.append(da.from_delayed(block, shape=(b[3] - b[1], b[2] - b[0]) + tail, dtype=array.dtype))
-            rows.append(row)
-        planes.append(da.concatenate([da.concatenate(row, axis=1) for row in rows], axis=0))
-    return da.stack(planes)
+    planes = WarpedPlanes(array, matrices, box)
+    chunks = (planes.shape[0], chunk, chunk) + planes.tail
+    return da.from_array(planes, chunks=chunks, lock=False, asarray=False, name=False)
 
 
 def align_zstack(array, *, reference="middle", model: str = "similarity", max_residual="auto",

@@ -1,10 +1,18 @@
 """The Dask engine: fuse a z-stack ``(Z, Y, X[, C])`` chunk by chunk, on threads or a cluster.
 
 Each chunk (full Z, ``chunk`` px in Y and X) is fused by :func:`mfif.fuse` with the method's
-declared ``halo`` of context from its neighbours (``dask.array.map_overlap``) and cut back to its
-core, so chunks never need each other's results and no seam blending is needed: a method's halo
-is by definition the context its core needs to come out as in a whole-image run. What else a
-chunk needs of the whole image is given to it up front:
+declared ``halo`` of context around it and cut back to its core, so chunks never need each
+other's results and no seam blending is needed: a method's halo is by definition the context its
+core needs to come out as in a whole-image run.
+
+Each chunk's task reads its own padded window from the source (:func:`as_planes`: a TIFF's or
+Zarr's tiles under the window, or that slice of any Dask array) rather than assembling it from
+neighbouring chunk tasks (``dask.array.map_overlap``). The halo is read twice, by each chunk it
+borders, but the tasks share no intermediate data: they are independent roots, and a worker
+holds only the chunks it is fusing and those waiting to be stored, so its memory is set by the
+chunk, not by the slide (docs/scale.md; with ``map_overlap`` the overlap pieces and the input's
+rechunk pieces a worker held grew with the slide's width). What else a chunk needs of the whole
+image is given to it up front:
 
 * **value range** -- a float stack is mapped onto [0, 1] by the whole stack's ``[min, max]``
   (:func:`mfif.api.float_range`), computed first in one cheap reduction, so every chunk maps
@@ -36,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import uuid
 from typing import Any
 
 import dask
@@ -48,7 +57,7 @@ from ..io import from_float
 from ..methods import DEFAULT_METHOD, get_method, parse_params
 from ..tiling import plan_tiles
 
-__all__ = ["fuse_dask", "choose_chunk", "stack_value_range", "parse_scheduler", "scheduler", "compute"]
+__all__ = ["fuse_dask", "as_planes", "DaskPlanes", "choose_chunk", "stack_value_range", "parse_scheduler", "scheduler", "compute"]
 
 
 def choose_chunk(method, given: dict, n: int, *, channels: int, itemsize: int, worker_memory_mb: float,
@@ -103,7 +112,7 @@ def stack_value_range(array) -> tuple[float, float] | None:
 
 def _axis_chunks(size: int, chunk: int, halo: int) -> tuple:
     """Chunks of one axis: ``chunk`` px, a last one shorter than the halo merged into the one before
-    (``map_overlap`` takes its context from the neighbour chunk only)."""
+    (a chunk thinner than its own context would be read and fused mostly for its neighbours)."""
     sizes = [chunk] * (size // chunk) + ([size % chunk] if size % chunk else [])
     if len(sizes) > 1 and sizes[-1] < halo:
         tail = sizes.pop()
@@ -111,22 +120,49 @@ def _axis_chunks(size: int, chunk: int, halo: int) -> tuple:
     return tuple(sizes)
 
 
-def _fuse_block(block: np.ndarray, *, method: str, opts: dict, full_area: int, halo: int,
-                value_range, has_decision: bool, block_info=None) -> np.ndarray:
-    """Fuse one padded chunk ``(Z, y, x, C)``; returns its core ``(y, x, C + 1)`` float32: the fused
-    channels, then the decision (plane index) as float."""
-    info = block_info[0]
-    (_, iy, ix, _), (_, ny, nx, _) = info["chunk-location"], info["num-chunks"]
+class DaskPlanes:
+    """A window reader over a Dask array: ``planes[:, y0:y1, x0:x1]`` computes just that slice,
+    synchronously, in the task that asks (only the source chunks under the window are read)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), array.ndim
+
+    def __getitem__(self, key):
+        return np.asarray(self.array[key].compute(scheduler="sync"))
+
+
+def as_planes(array):
+    """The window reader a fusion task reads its padded chunk from: a Dask array wrapped in
+    :class:`DaskPlanes`; an array-like with ``shape``, ``dtype`` and NumPy slicing (ndarray, zarr
+    array, :class:`mfif.zstack.TiffPlanes`) as it is; anything else through ``np.asarray``."""
+    if isinstance(array, da.Array):
+        return DaskPlanes(array)
+    if all(hasattr(array, a) for a in ("shape", "dtype", "__getitem__")) and len(array.shape) in (3, 4):
+        return array
+    return np.asarray(array)
+
+
+def _fuse_window(planes, *, method: str, opts: dict, full_shape: tuple, halo: int, value_range,
+                 has_decision: bool, block_info=None) -> np.ndarray:
+    """Read one chunk with ``halo`` px of context (clipped at the image's edges) from ``planes``,
+    fuse it, and return its core ``(y, x, C + 1)`` float32: the fused channels, then the decision
+    (plane index) as float."""
+    (y0, y1), (x0, x1), _ = block_info[None]["array-location"]
+    h, w = full_shape
+    py0, px0, py1, px1 = max(0, y0 - halo), max(0, x0 - halo), min(h, y1 + halo), min(w, x1 + halo)
+    block = np.asarray(planes[:, py0:py1, px0:px1])
+    if block.ndim == 3:
+        block = block[..., None]
     z, ph, pw, c = block.shape
-    tile_opts = get_method(method).tile_options(opts, full_area=full_area, tile_area=ph * pw)
+    tile_opts = get_method(method).tile_options(opts, full_area=h * w, tile_area=ph * pw)
     frames = [block[i, ..., 0] if c == 1 else block[i] for i in range(z)]
+    del block
     res = fuse(frames, method=method, value_range=value_range, **tile_opts)
     f = res.fused.reshape(ph, pw, c)
     d = res.decision if has_decision and res.decision is not None else np.zeros((ph, pw))
     out = np.concatenate([f, d.reshape(ph, pw, 1).astype(np.float32)], axis=2)
-    y0, x0 = (halo if iy > 0 else 0), (halo if ix > 0 else 0)
-    y1, x1 = ph - (halo if iy < ny - 1 else 0), pw - (halo if ix < nx - 1 else 0)
-    return np.ascontiguousarray(out[y0:y1, x0:x1])
+    return np.ascontiguousarray(out[y0 - py0:y1 - py0, x0 - px0:x1 - px0])
 
 
 def fuse_dask(array, *, method: str = DEFAULT_METHOD, chunk: int = 0, worker_memory_mb: float = 2048,
@@ -166,17 +202,18 @@ def fuse_dask(array, *, method: str = DEFAULT_METHOD, chunk: int = 0, worker_mem
     """
     m = get_method(method)
     opts = parse_params(m, options)
-    arr = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
-    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[3] not in (1, 3)):
-        raise UsageError(f"a z-stack must be (Z, Y, X) or (Z, Y, X, C) with C = 1 or 3, got shape {arr.shape}")
-    if arr.shape[0] < 2:
-        raise UsageError(f"a z-stack needs at least 2 focal planes, got {arr.shape[0]}")
-    dtype = np.dtype(arr.dtype)
+    planes = as_planes(array)
+    shape = tuple(int(n) for n in planes.shape)
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3)):
+        raise UsageError(f"a z-stack must be (Z, Y, X) or (Z, Y, X, C) with C = 1 or 3, got shape {shape}")
+    if shape[0] < 2:
+        raise UsageError(f"a z-stack needs at least 2 focal planes, got {shape[0]}")
+    dtype = np.dtype(planes.dtype)
     if dtype not in (np.uint8, np.uint16) and dtype.kind != "f":
         raise UsageError(f"unsupported pixel type {dtype}; use uint8, uint16 or float")
-    gray = arr.ndim == 3
-    arr4 = arr[..., None] if gray else arr
-    z, h, w, c = arr4.shape
+    gray = len(shape) == 3
+    z, h, w = shape[:3]
+    c = 1 if gray else shape[3]
     if chunk:
         chunk = int(chunk)
         if chunk < m.halo:
@@ -187,18 +224,22 @@ def fuse_dask(array, *, method: str = DEFAULT_METHOD, chunk: int = 0, worker_mem
                                      worker_memory_mb=worker_memory_mb)
     opts = {**opts, **fitted}
     if dtype.kind == "f":
-        value_range = stack_value_range(arr4) if value_range is None else tuple(map(float, value_range))
+        if value_range is None:
+            lazy = array if isinstance(array, da.Array) else da.from_array(planes, chunks=(z, 1024, 1024) + shape[3:])
+            value_range = stack_value_range(lazy)
+        else:
+            value_range = tuple(map(float, value_range))
     else:
         value_range = None
     halo = m.halo
     yc, xc = _axis_chunks(h, chunk, halo), _axis_chunks(w, chunk, halo)
-    arr4 = arr4.rechunk((z, yc, xc, c))
-    out = da.map_overlap(_fuse_block, arr4, depth={0: 0, 1: halo if len(yc) > 1 else 0,
-                                                   2: halo if len(xc) > 1 else 0, 3: 0},
-                         boundary="none", trim=False, allow_rechunk=False, drop_axis=0,
-                         chunks=(yc, xc, (c + 1,)), dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
-                         method=method, opts=opts, full_area=h * w, halo=halo,
-                         value_range=value_range, has_decision=m.has_decision)
+    # One graph key holds the reader; every chunk task depends on it alone, so the tasks are
+    # independent roots that a distributed scheduler queues (runs as workers free up) instead of
+    # reading ahead: a worker holds its chunks in flight, whatever the slide's size.
+    source = dask.delayed(planes, name=f"zstack-planes-{uuid.uuid4().hex}")
+    out = da.map_blocks(_fuse_window, source, chunks=(yc, xc, (c + 1,)), dtype=np.float32,
+                        meta=np.empty((0, 0, 0), np.float32), method=method, opts=opts, full_shape=(h, w),
+                        halo=halo, value_range=value_range, has_decision=m.has_decision)
     fused = out[..., 0] if gray else out[..., :c]
     if dtype.kind != "f":
         fused = fused.map_blocks(from_float, dtype, dtype=dtype)
