@@ -289,6 +289,22 @@ def test_cli_fuses_multipage_tiff_to_pyramids(tmp_path, planes, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.ome.tif", "f.ome.zarr", "z.tif"]
 
 
+def test_threads_share_the_process_budget(tmp_path, planes, capsys, monkeypatch):
+    """On the threads scheduler every thread fuses a chunk at once: --max-memory is divided among
+    them (a cluster worker, one thread, gets it whole)."""
+    import mfif.engines.dask as engine
+
+    budgets = []
+    real = engine.fuse_dask
+    monkeypatch.setattr(engine, "fuse_dask", lambda *a, **k: budgets.append(k["worker_memory_mb"]) or real(*a, **k))
+    src = write_pages(tmp_path / "z.tif", planes)
+    with dask.config.set(num_workers=4):
+        code, err = run_cli(["fuse", src, "-o", tmp_path / "f.ome.zarr", "-m", "focus-map", "--max-memory", "2400"],
+                            capsys)
+    assert code == 0, err
+    assert budgets == [600]
+
+
 def test_cli_fuses_multipage_tiff_to_plain_image(tmp_path, planes, capsys):
     src = write_pages(tmp_path / "z.tif", planes)
     code, err = run_cli(["fuse", src, "-o", tmp_path / "f.png", "-m", "focus-map", "--depth-map", tmp_path / "d.png"],

@@ -24,6 +24,15 @@ from ..outputs import depth_paths
 from .fuse import align_kwargs, depth_preview, quiet_log, resolve_output
 
 
+def dask_config_threads() -> int:
+    """Threads the Dask threaded scheduler runs (its ``num_workers`` setting, else the CPU count)."""
+    import os
+
+    import dask
+
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
 def _inputs(sources) -> list[Path]:
     return [Path(s) for s in sources]
 
@@ -53,7 +62,7 @@ def run_zstack(args, params: dict) -> int:
     from ..zstack import open_zstack
 
     _check_options(args)
-    parse_scheduler(args.scheduler)
+    kind, _ = parse_scheduler(args.scheduler)
     log = quiet_log(args)
     stack = open_zstack(args.sources, chunk=max(args.tile, 64) if args.tile else 1024)
     inputs = _inputs(args.sources)
@@ -74,6 +83,11 @@ def run_zstack(args, params: dict) -> int:
     h, w = stack.array.shape[1:3]
     show = not args.quiet and sys.stderr.isatty()
     t0 = time.perf_counter()
+    # A worker process runs one chunk at a time (LocalCluster: one thread each; a remote cluster:
+    # docs/scale.md). The threads scheduler runs a chunk on every thread of this process, so the
+    # process's budget is shared among them.
+    threads = int(dask_config_threads()) if kind == "threads" else 1
+    task_budget = args.max_memory / threads
     with scheduler(args.scheduler, connect_timeout=args.connect_timeout, log=log):
         planes, kept = stack.array, list(range(stack.n))
         if args.align:
@@ -82,7 +96,7 @@ def run_zstack(args, params: dict) -> int:
             planes, kept, _, box = align_zstack(stack.array, model=args.align_model, names=stack.names,
                                                 chunk=stack.array.chunks[1][0], log=log, **align_kwargs(args, stack.n))
             h, w = box[3] - box[1], box[2] - box[0]
-        fused, depth = fuse_dask(planes, method=args.method, chunk=args.tile, worker_memory_mb=args.max_memory,
+        fused, depth = fuse_dask(planes, method=args.method, chunk=args.tile, worker_memory_mb=task_budget,
                                  **params)
         if depth is not None and len(kept) < stack.n:  # plane indices of the input, not of those kept
             depth = depth.map_blocks(lambda d: np.asarray(kept, np.uint16)[d], dtype=np.uint16)
