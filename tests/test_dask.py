@@ -305,6 +305,22 @@ def test_threads_share_the_process_budget(tmp_path, planes, capsys, monkeypatch)
     assert budgets == [600]
 
 
+def test_cli_cluster_failure_is_one_line_exit_1_and_leaves_nothing(tmp_path, planes, capsys, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import mfif.engines.dask as engine
+
+    def die(objs, progress):
+        raise distributed.KilledWorker("('_fuse_window-1', 0, 0, 0)", None, 3)
+
+    monkeypatch.setattr(engine, "_compute", die)
+    src = write_pages(tmp_path / "z.tif", planes)
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "f.ome.zarr", "--depth-map", tmp_path / "d.ome.tif",
+                         "-m", "focus-map"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("mfif: error: Dask workers died while running task ('_fuse_window-1'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.tif"]
+
+
 def test_cli_fuses_multipage_tiff_to_plain_image(tmp_path, planes, capsys):
     src = write_pages(tmp_path / "z.tif", planes)
     code, err = run_cli(["fuse", src, "-o", tmp_path / "f.png", "-m", "focus-map", "--depth-map", tmp_path / "d.png"],

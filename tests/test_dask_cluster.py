@@ -71,3 +71,52 @@ def test_cli_local_cluster(tmp_path, planes, capsys):
     assert code == 0, capsys.readouterr().err
     f = dask.compute(fuse_dask(planes, method="focus-map", chunk=128)[0], scheduler="threads")[0]
     assert np.array_equal(mfif.read_image(tmp_path / "f.tif"), f)
+
+
+class DyingPlanes:
+    """A window reader whose reads kill the worker process: once (while ``flag`` exists, which the
+    first read removes) or on every read (``always``)."""
+
+    def __init__(self, planes, flag, always=False):
+        self.planes, self.flag, self.always = planes, str(flag), always
+        self.shape, self.dtype, self.ndim = planes.shape, planes.dtype, planes.ndim
+
+    def __getitem__(self, key):
+        import os
+
+        if self.always:
+            os._exit(1)
+        try:
+            os.unlink(self.flag)
+        except FileNotFoundError:
+            return self.planes[key]
+        os._exit(1)
+
+
+@pytest.fixture()
+def fragile_client():
+    """A cluster of its own (workers get killed) that gives a task up after 2 dead workers."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+def test_a_dead_worker_is_replaced_and_the_output_complete(tmp_path, planes, fragile_client):
+    flag = tmp_path / "kill-once"
+    flag.touch()
+    fused, _ = fuse_dask(DyingPlanes(planes, flag), method="focus-map", chunk=128)
+    out = write_pyramid(tmp_path / "f.ome.zarr", fused, compute=compute)
+    assert not flag.exists()  # a worker did die
+    with dask.config.set(scheduler="threads"):
+        expect = fuse_dask(planes, method="focus-map", chunk=128)[0].compute()
+    assert np.array_equal(np.moveaxis(np.asarray(zarr.open_group(str(out), mode="r")["0"]), 0, -1), expect)
+
+
+def test_workers_that_keep_dying_fail_the_run_and_leave_nothing(tmp_path, planes, fragile_client):
+    from mfif.errors import RunFailed
+
+    fused, _ = fuse_dask(DyingPlanes(planes, tmp_path / "unused", always=True), method="focus-map", chunk=128)
+    with pytest.raises(RunFailed, match="workers died"):
+        write_pyramid(tmp_path / "f.ome.zarr", fused, compute=compute)
+    assert list(tmp_path.iterdir()) == []

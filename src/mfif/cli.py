@@ -12,7 +12,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import UsageError
+from .errors import RunFailed, UsageError
 
 #: Sub-commands in the order ``mfif --help`` lists them.
 COMMANDS = ("fuse", "batch", "align", "methods", "eval", "synth", "train", "bench", "demo", "serve")
@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except UsageError as exc:
         return _fail(str(exc))
+    except RunFailed as exc:
+        print(f"mfif: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mfif: interrupted", file=sys.stderr)
         return 130

@@ -52,7 +52,7 @@ import dask.array as da
 import numpy as np
 
 from ..api import fuse
-from ..errors import UsageError
+from ..errors import RunFailed, UsageError
 from ..io import from_float
 from ..methods import DEFAULT_METHOD, get_method, parse_params
 from ..tiling import plan_tiles
@@ -317,8 +317,43 @@ def compute(*objs, progress: bool = False):
     """Compute Dask collections on the current scheduler, with Dask's progress bar when asked.
 
     Threads: :class:`dask.diagnostics.ProgressBar`; a distributed client: ``distributed.progress``
-    on the futures. Returns the results as :func:`dask.compute` does.
+    on the futures. Returns the results as :func:`dask.compute` does. A worker that dies is
+    replaced and its tasks run again (Dask's own retry); a task that keeps killing workers, or a
+    scheduler that goes away, ends the run with :class:`~mfif.errors.RunFailed`.
+
+    Raises
+    ------
+    RunFailed
+        The cluster could not complete the computation (the message says what was lost).
     """
+    try:
+        return _compute(objs, progress)
+    except BaseException as exc:
+        message = _cluster_failure(exc)
+        if message is None:
+            raise
+        raise RunFailed(message) from None
+
+
+def _cluster_failure(exc: BaseException) -> str | None:
+    """One line for a failure of the cluster rather than of the computation, else None."""
+    import asyncio
+    import concurrent.futures
+
+    d = sys.modules.get("distributed")
+    if d is None:
+        return None
+    if isinstance(exc, d.KilledWorker):
+        task = getattr(exc, "task", None) or (exc.args[0] if exc.args else "?")
+        return (f"Dask workers died while running task {task}; a worker that runs out of memory dies: give each "
+                "worker more memory or a smaller --max-memory, and see the workers' logs; the run did not complete")
+    comm = getattr(getattr(d, "comm", None), "CommClosedError", ())
+    if isinstance(exc, (asyncio.CancelledError, concurrent.futures.CancelledError)) or (comm and isinstance(exc, comm)):
+        return f"the Dask scheduler went away during the run ({type(exc).__name__}); the run did not complete"
+    return None
+
+
+def _compute(objs, progress: bool):
     try:
         from distributed import get_client
 
