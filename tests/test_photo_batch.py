@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 from mfif.cli import main
-from mfif.io import write_image
 
 EXIF_IFD = 0x8769
 

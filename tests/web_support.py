@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 from pathlib import Path
 from typing import Iterator
 

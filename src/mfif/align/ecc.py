@@ -7,7 +7,8 @@ model's own parameters (the similarity model has 4: scale, rotation and shift; O
 ``findTransformECC`` has no such model and is several times slower per iteration). A symmetric
 defocus blur does not move edges, so it lowers the correlation but does not bias the estimate.
 The input is sampled with bicubic interpolation, which avoids the bias toward whole pixels that
-bilinear sampling gives.
+bilinear sampling gives. Where a frame saturates, the pair is first clipped at one common scene
+level (:func:`match_clipping`), since exposure flicker moves the outline of clipped areas.
 
 References
 ----------
@@ -22,8 +23,9 @@ import math
 import cv2
 import numpy as np
 
+from ..io import to_gray
 from .geometry import project_to_model
-from .pyramid import WorkCopy
+from .pyramid import SATURATED, WorkCopy, as_unit, full_scale, prefiltered, pyramid_levels
 
 
 class PairFailure(Exception):
@@ -179,6 +181,105 @@ _ECC_TOLERANCE = (0.01, 0.005)  # convergence: last update below this many level
 _ECC_UNCONVERGED = 0.1       # a last update above this (finest level, px) is a failure
 
 
+def _gradients(smooth: list[np.ndarray]):
+    cache = {}
+
+    def grads(level: int):
+        if level not in cache:
+            g = smooth[level]
+            cache[level] = (cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
+                            cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
+        return cache[level]
+    return grads
+
+
+_SPILL = 0.02  # light of clipped areas a defocused frame spreads, share of the frame's longer side
+_FIT_MIN_SAMPLES = 50  # unclipped samples a quadrant needs for its own gain
+_FIT_LEVEL_SIDE = 256  # the photometric fit of clip matching runs on the finest level at most this long
+
+
+def match_clipping(tmpl: WorkCopy, inp: WorkCopy, w_full: np.ndarray) -> tuple[list, list] | None:
+    """Prefiltered pyramids of the pair clipped at one common scene level, or None (nothing clipped).
+
+    When one frame of a pair is brighter (exposure flicker) and saturates, the outline of its
+    clipped areas lies where the other frame is still below its own saturation: defocused edges
+    end at different places, and ECC, which matches intensities up to gain and offset, is pulled
+    toward the difference (tenths of a pixel, measured in docs/align.md). Leaving the clipped
+    pixels out instead throws away the bright edges, which are often the sharpest detail left in
+    a defocused frame. So both frames are clipped alike: the gain and offset between them are
+    fitted where neither is clipped nor lit by a clipped area's defocus spill (ratio of mean
+    intensities at the initial map ``w_full``, on a coarse level; exposure is a gain), and each
+    frame is clipped at the level where the other one saturates. Nothing is changed (None) when
+    the gain is within the saturation tolerance of 1, or when the frame's four quadrants disagree
+    on it by more than that tolerance (a gain biased by spill would move the outlines itself).
+    """
+    if tmpl.clipped is None and inp.clipped is None:
+        return None
+    lvl = next((k for k, a in enumerate(tmpl.levels) if max(a.shape) <= _FIT_LEVEL_SIDE), len(tmpl.levels) - 1)
+    t = tmpl.levels[lvl]
+    h, w = t.shape
+    s = tmpl.scales[lvl]
+    m = s @ w_full @ np.linalg.inv(s)
+    ys, xs = np.mgrid[2:h - 2:2, 2:w - 2:2]
+    pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    q = cv2.perspectiveTransform(pts[None], m)[0]
+    i_lvl = inp.levels[lvl]
+    ih, iw = i_lvl.shape
+    ok = (q[:, 0] >= 1) & (q[:, 0] <= iw - 2) & (q[:, 1] >= 1) & (q[:, 1] <= ih - 2)
+    qi = np.rint(q[ok]).astype(np.intp)
+    tv = t[ys.ravel()[ok], xs.ravel()[ok]].astype(np.float64)
+    iv = cv2.remap(i_lvl, q[ok][None], None, cv2.INTER_LINEAR)[0].astype(np.float64)
+    # Leave out the clipped areas and the light a defocused frame spills around them (up to
+    # _SPILL of the frame's size): that spill differs between the frames and would bias the gain.
+    spill = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(3, round(_SPILL * max(h, w))) + 1,) * 2)
+    clear = np.ones(len(tv), bool)
+    if tmpl.clipped is not None:
+        clear &= ~cv2.dilate(tmpl.clipped[lvl].view(np.uint8), spill).view(bool)[ys.ravel()[ok], xs.ravel()[ok]]
+    if inp.clipped is not None:
+        clear &= ~cv2.dilate(inp.clipped[lvl].view(np.uint8), spill).view(bool)[qi[:, 1], qi[:, 0]]
+    if clear.sum() < 4 * _FIT_MIN_SAMPLES or np.ptp(tv[clear]) < 1e-3:
+        return None
+    # Gain as a ratio of means (a fitted slope would be attenuated by what misregistration
+    # remains), trusted only when the four quadrants of the frame agree on it to within the
+    # saturation tolerance (1 - SATURATED): near large clipped areas defocus spill biases it.
+    tol = 1.0 - SATURATED
+    gain = float(iv[clear].sum() / max(tv[clear].sum(), 1e-12))
+    if not 0.2 < gain < 5.0 or abs(math.log(gain)) < tol:
+        return None  # no exposure change beyond what counts as saturated anyway: nothing to match
+    px, py = xs.ravel()[ok], ys.ravel()[ok]
+    quads = [clear & (px < w / 2 if qx else px >= w / 2) & (py < h / 2 if qy else py >= h / 2)
+             for qx in (0, 1) for qy in (0, 1)]
+    quads = [float(iv[q].sum() / max(tv[q].sum(), 1e-12)) for q in quads if q.sum() >= _FIT_MIN_SAMPLES]
+    if len(quads) < 3 or max(abs(math.log(max(q, 1e-6) / gain)) for q in quads) > tol:
+        return None
+    # the template clipped where the input saturates (full scale, 1), the input where the template does
+    t0 = _clipped_gray(tmpl, 1.0 / gain) if inp.clipped is not None else None
+    i0 = _clipped_gray(inp, gain) if tmpl.clipped is not None else None
+    if t0 is None and i0 is None:
+        return None
+    return (tmpl.smooth if t0 is None else prefiltered(pyramid_levels(t0)),
+            inp.smooth if i0 is None else prefiltered(pyramid_levels(i0)))
+
+
+def _clipped_gray(work: WorkCopy, level: float) -> np.ndarray | None:
+    """The working copy's finest level with every channel clipped at ``level`` (of full scale 1);
+    None where that changes nothing (no pixel above it)."""
+    if level >= 1.0:
+        return None
+    g = work.levels[0]
+    c = work.colour
+    if c is None:
+        return np.minimum(g, np.float32(level)) if float(g.max()) > level else None
+    cut = c.dtype.type(level * full_scale(c)) if c.dtype.kind in "ui" else np.float32(level)
+    top = np.maximum(np.maximum(c[..., 0], c[..., 1]), c[..., 2])
+    ys, xs = np.nonzero(top > cut)
+    if len(ys) == 0:
+        return None
+    out = g.copy()  # only pixels with a channel above the cut change: recompute their gray there
+    out[ys, xs] = to_gray(np.minimum(as_unit(c[ys, xs][None]), np.float32(level)))[0]
+    return out
+
+
 def ecc(tmpl: WorkCopy, inp: WorkCopy, w_full: np.ndarray, *, model: str,
         max_points: int = 100_000) -> tuple[np.ndarray, float]:
     """Refine a transform by ECC maximisation, from the coarsest pyramid level to the finest.
@@ -213,13 +314,19 @@ def ecc(tmpl: WorkCopy, inp: WorkCopy, w_full: np.ndarray, *, model: str,
     """
     nlev = len(tmpl.levels)
     rho = float("nan")
+    t_smooth, i_smooth, t_grads = tmpl.smooth, inp.smooth, tmpl.grads
+    matched = match_clipping(tmpl, inp, w_full)
+    if matched is not None:
+        t_smooth, i_smooth = matched
+        if t_smooth is not tmpl.smooth:
+            t_grads = _gradients(t_smooth)
     for lvl in range(nlev - 1, -1, -1):
         s = tmpl.scales[lvl]
-        a = tmpl.smooth[lvl]
+        a = t_smooth[lvl]
         h, w = a.shape
         w_lvl = project_to_model(s @ w_full @ np.linalg.inv(s), model, w, h)
         fine = lvl == 0
-        w_lvl, rho, step = _ecc_level(a, tmpl.grads(lvl), inp.smooth[lvl], w_lvl, model,
+        w_lvl, rho, step = _ecc_level(a, t_grads(lvl), i_smooth[lvl], w_lvl, model,
                                       max_iter=_ECC_ITERATIONS[fine], tol=_ECC_TOLERANCE[fine],
                                       max_points=max_points)
         w_full = np.linalg.inv(s) @ w_lvl @ s
