@@ -38,8 +38,8 @@ def edge_value(param):
         vals += [param.min, param.min - 1]
     if param.max is not None:
         vals += [param.max, param.max + 1]
-    if param.choices:
-        vals += list(param.choices)[:3]
+    if param.allowed:
+        vals += list(param.allowed)[:3]
     if param.type is float:
         vals += [float("nan"), float("inf"), -0.0]
     return st.sampled_from(vals)

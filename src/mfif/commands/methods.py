@@ -17,6 +17,6 @@ def run(args) -> int:
         print(f"{m.name:<{width}}  {m.summary}")
         if args.verbose:
             for p in m.params:
-                extra = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
+                extra = f" (one of {', '.join(map(str, p.allowed))})" if p.allowed else ""
                 print(f"{'':<{width}}    -p {p.name}={p.default!r}: {p.help}{extra}")
     return 0

@@ -7,6 +7,7 @@ classic methods themselves) never imports PyTorch.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,15 +23,25 @@ DEFAULT_METHOD = "sff-fast"
 
 @dataclass(frozen=True)
 class Param:
-    """One option of a method: its type, default, and allowed values or range."""
+    """One option of a method: its type, default, and allowed values or range.
+
+    ``choices`` is a tuple, or a function returning one, called when first needed (so that a
+    library that lists them, such as PyWavelets' wavelets, is imported only then).
+    """
 
     name: str
     type: type
     default: Any
     help: str
-    choices: tuple | None = None
+    choices: tuple | Callable[[], tuple] | None = None
     min: float | None = None
     max: float | None = None
+
+    @property
+    def allowed(self) -> tuple | None:
+        """The allowed values (``choices`` resolved), or None for any."""
+        c = self.choices
+        return _resolve_choices(c) if callable(c) else c
 
     def convert(self, method: str, raw: Any) -> Any:
         """Convert and check a raw value (a string from the CLI or a Python value).
@@ -41,8 +52,8 @@ class Param:
         label = f"method {method}: option {self.name}"
         if self.type in (int, float):
             value = check_number(raw, label, lo=self.min, hi=self.max, integer=self.type is int)
-            if self.choices is not None and value not in self.choices:
-                raise UsageError(f"{label} must be one of {', '.join(map(str, self.choices))}, got {raw}")
+            if self.allowed is not None and value not in self.allowed:
+                raise UsageError(f"{label} must be one of {', '.join(map(str, self.allowed))}, got {raw}")
             return value
         if self.type is bool:
             low = str(raw).strip().lower()
@@ -54,8 +65,8 @@ class Param:
         if not isinstance(raw, str):
             raise UsageError(f"{label}={raw!r} must be a string")
         value = raw
-        if self.choices is not None and value not in self.choices:
-            raise UsageError(f"{label}={value!r} must be one of " + ", ".join(map(str, self.choices)))
+        if self.allowed is not None and value not in self.allowed:
+            raise UsageError(f"{label}={value!r} must be one of " + ", ".join(map(str, self.allowed)))
         return value
 
 
@@ -137,6 +148,11 @@ class Method:
             mod, attr = r.split(":")
             return getattr(importlib.import_module(mod), attr)
         return r
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve_choices(fn) -> tuple:
+    return tuple(fn())
 
 
 def _wavelets() -> tuple:

@@ -93,7 +93,7 @@ register(Method(
     "dwt", "mfif.methods.dwt:fuse_dwt",
     "wavelet fusion: mean approximation, max-abs detail coefficients (Li, Manjunath & Mitra 1995)",
     params=(
-        Param("wavelet", str, "sym4", "PyWavelets discrete wavelet", choices=_wavelets()),
+        Param("wavelet", str, "sym4", "PyWavelets discrete wavelet", choices=_wavelets),
         Param("level", int, 4, "decomposition levels, at most pywt.dwt_max_level for the image (unset: 4, or fewer on small images)",
               min=1, max=20),
     ),
