@@ -68,6 +68,27 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return dt, int(proc.stderr.strip().splitlines()[-1]) / 1024.0
 
 
+# `mfif` whose method function, when called, prints the wall clock (time.time()) on stderr: the
+# moment fusing starts, for the start-up figure (interpreter, imports, options, reading the pair).
+_STARTS = ("import sys, time; import mfif.methods as M; load = M.Method.load\n"
+           "def traced(self):\n"
+           "    f = load(self)\n"
+           "    def g(*a, **k):\n"
+           "        print('fusing-starts', repr(time.time()), file=sys.stderr, flush=True); return f(*a, **k)\n"
+           "    return g\n"
+           "M.Method.load = traced; from mfif.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def time_to_fusing(args: list[str]) -> float:
+    """Seconds from spawning ``mfif ARGS`` to the method function being called (wall clock)."""
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-c", _STARTS, *args], capture_output=True, text=True, env=_env())
+    marks = [ln for ln in proc.stderr.splitlines() if ln.startswith("fusing-starts")]
+    if proc.returncode != 0 or not marks:
+        raise SystemExit(f"failed: mfif {' '.join(args)}\n{proc.stderr[-2000:]}")
+    return float(marks[0].split()[1]) - t0
+
+
 def mfif_cmd() -> list[str]:
     return [sys.executable, "-m", "mfif"]
 
@@ -142,14 +163,19 @@ def bench_cli(args) -> None:
                                                      "-q", "-o", f"{tmp}/out.jpg"]
         runs["python -c 'import mfif'"] = [sys.executable, "-c", "import mfif"]
         res = {k: ([], []) for k in runs}
+        starts = []
         for _ in range(args.repeat):
             for name, cmd in runs.items():
                 Path(f"{tmp}/out.jpg").unlink(missing_ok=True)
                 t, m = timed(cmd)
                 res[name][0].append(t)
                 res[name][1].append(m)
+            Path(f"{tmp}/out.jpg").unlink(missing_ok=True)
+            starts.append(time_to_fusing(["fuse", *pairs["64x64 pair"], "-m", "average", "-q", "-o", f"{tmp}/out.jpg"]))
     print(f"\nwhole CLI calls (JPEG in and out), {args.repeat} alternating runs")
     table([(k, *v) for k, v in res.items()], None)
+    print(f"\n`mfif fuse` of the 64x64 pair, -m average: fusing starts {statistics.median(starts):.3f} s after the "
+          f"process is spawned (median; min {min(starts):.3f}, max {max(starts):.3f})")
 
 
 def bench_inproc(args) -> None:

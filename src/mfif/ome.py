@@ -27,7 +27,6 @@ References
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Callable, Iterable
@@ -139,7 +138,7 @@ class PyramidWriter:
     def __init__(self, path: str | os.PathLike, *, labels: bool = False, name: str = "fused"):
         self.path, self.labels, self.name = Path(path), labels, name
         self.kind = pyramid_kind(self.path)
-        self.tmp = self.path.parent / f".{self.path.name}.part-{secrets.token_hex(4)}"
+        self.tmp = self.path.parent / f".{self.path.name}.part-{os.urandom(4).hex()}"
         self.store = self.tmp if self.kind == "zarr" else self.tmp.with_name(self.tmp.name + ".zarr")
         self.gray = True
         self.shape = None
@@ -177,7 +176,7 @@ class PyramidWriter:
     def _replace_folder(self) -> Path:
         old = None
         if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old-{secrets.token_hex(4)}")
+            old = self.path.with_name(f".{self.path.name}.old-{os.urandom(4).hex()}")
             os.replace(self.path, old)
         os.replace(self.tmp, self.path)
         if old is not None:

@@ -45,7 +45,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .align import estimate_transforms, warp_frame
 from .api import fuse, fuse_frames, unit_float
 from .errors import UsageError
 from .frames import FrameSource
@@ -248,6 +247,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     frames = _Frames(paths, read_image)
     alignment, transforms, box = None, None, (0, 0, frames.shape[1], frames.shape[0])
     if align:
+        from .align import estimate_transforms  # the registration code, only for aligned stacks
+
         alignment = estimate_transforms(paths, reference=reference, model=align_model, max_residual=max_residual,
                                         skip_unaligned=skip_unaligned, read=frames.read,
                                         progress=lambda k, total: prog("align", k, total))
@@ -314,6 +315,8 @@ def _fill_cache(cache: FrameCache, frames: _Frames, transforms, box, on_frame, p
     """Read every frame once, warp it into ``box`` (or crop to it) and store it in ``cache``."""
     bx0, by0, bx1, by1 = box
     n = len(frames.paths)
+    if transforms is not None:
+        from .align import warp_frame
     for i, p in enumerate(frames.paths):
         img = frames.read(p)
         if i == 0:

@@ -16,6 +16,7 @@ Modules
 ``warp``          :func:`warp_frame`: full-resolution warp in the native dtype
 ``stack``         :func:`align_stack`: estimate and warp a stack held in memory
 ``geometry``      transforms, plausibility, the common valid box
+``options``       the reference frame and the residual limit, checked before any work
 
 :func:`mfif.stack.fuse_stack` (``mfif fuse --align``) and ``mfif align`` both call
 :func:`estimate_transforms` on the files and :func:`warp_frame` per frame.
@@ -26,13 +27,32 @@ References
    correlation coefficient maximization", IEEE Trans. Pattern Analysis and Machine
    Intelligence 30(10):1858-1865, 2008.
 """
-from .geometry import apply_transform, largest_rectangle, row_intervals, scale_matrix, transform_parameters
-from .quality import Quality, alignment_quality
-from .registration import (MODELS, Registration, estimate_transforms, resolve_max_residual,
-                           resolve_reference)
-from .stack import AlignResult, align_stack
-from .warp import INTERPOLATIONS, warp_frame
+import importlib
+
+# Submodules are imported on first use of a name (PEP 562): checking the alignment options, which
+# `mfif fuse` does for every stack, imports no registration code.
+_WHERE = {
+    "apply_transform": "geometry", "largest_rectangle": "geometry", "row_intervals": "geometry",
+    "scale_matrix": "geometry", "transform_parameters": "geometry",
+    "Quality": "quality", "alignment_quality": "quality",
+    "MODELS": "registration", "Registration": "registration", "estimate_transforms": "registration",
+    "resolve_max_residual": "options", "resolve_reference": "options",
+    "AlignResult": "stack", "align_stack": "stack",
+    "INTERPOLATIONS": "warp", "warp_frame": "warp",
+}
 
 __all__ = ["AlignResult", "MODELS", "INTERPOLATIONS", "Quality", "Registration", "align_stack",
            "alignment_quality", "apply_transform", "estimate_transforms", "resolve_max_residual",
            "resolve_reference", "scale_matrix", "transform_parameters", "warp_frame"]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

@@ -38,6 +38,7 @@ from ..errors import AlignmentError, UsageError
 from .ecc import PairFailure
 from .estimate import Limits, register_pair
 from .geometry import apply_transform, implausibility, transform_parameters, valid_box
+from .options import resolve_max_residual, resolve_reference
 from .pyramid import make_work, work_size_of
 
 #: Motion models, richest last.
@@ -144,62 +145,6 @@ class Registration:
             })
         return {"reference": int(self.reference), "valid_box": [int(v) for v in self.valid_box],
                 "size": [int(v) for v in self.size], "model": self.model, "frames": frames}
-
-
-def resolve_reference(reference: str | int, n: int, *, option: str = "reference",
-                      allow_negative: bool = True) -> int:
-    """Index of the reference frame of an ``n``-frame stack.
-
-    Parameters
-    ----------
-    reference : {"first", "middle", "last"} or int or str of an int
-        ``"middle"`` is ``n // 2``; integers are 0-based (negative ones count from the end when
-        ``allow_negative``).
-    n : int
-        Number of frames.
-    option : str, keyword-only
-        Name of the option in error messages (e.g. ``--reference``).
-
-    Raises
-    ------
-    UsageError
-        Not one of the names, not an integer, or out of range; the message names ``option``
-        and the accepted values.
-    """
-    names = {"first": 0, "middle": n // 2, "last": n - 1}
-    accepted = f"first, middle, last or a frame index 0..{n - 1}"
-    if isinstance(reference, str):
-        key = reference.strip().lower()
-        if key in names:
-            return names[key]
-        try:
-            reference = int(key)
-        except ValueError:
-            raise UsageError(f"{option} must be {accepted}; got {reference!r}") from None
-    if isinstance(reference, (bool, np.bool_)) or not isinstance(reference, (int, np.integer)):
-        raise UsageError(f"{option} must be {accepted}; got {reference!r}")
-    lo = -n if allow_negative else 0
-    if not lo <= int(reference) < n:
-        raise UsageError(f"{option} {reference} is out of range for {n} frames; use {accepted}")
-    return int(reference) % n
-
-
-def resolve_max_residual(max_residual: float | str | None, w: int, h: int) -> float | None:
-    """Residual limit in full-resolution px: a number, None (no limit) or ``"auto"``.
-
-    ``"auto"`` is 0.2 % of the frame diagonal, at least 2 px (5.1 px for 2048 x 1536).
-    """
-    if max_residual is None:
-        return None
-    if isinstance(max_residual, str) and max_residual == "auto":
-        return max(2.0, 0.002 * math.hypot(w, h))
-    try:
-        v = float(max_residual)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not v > 0 or not math.isfinite(v):
-        raise UsageError(f"max_residual must be a positive number of pixels, 'auto' or None, got {max_residual!r}")
-    return v
 
 
 def _simpler(model: str) -> list[str]:

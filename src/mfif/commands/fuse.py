@@ -318,10 +318,15 @@ def uses_dask(args) -> bool:
     """Whether ``mfif fuse`` runs on the Dask engine: a z-stack file (multi-page TIFF, Zarr), a
     pyramidal output (.ome.zarr, .ome.tif) or a --scheduler; decided without importing Dask."""
     from ..ome import pyramid_kind
+
+    if args.scheduler is not None or pyramid_kind(args.output) is not None or (
+            args.depth_map is not None and pyramid_kind(args.depth_map) is not None):
+        return True
+    if len(args.sources) != 1:  # a z-stack is one file or folder; spare the readers' imports otherwise
+        return False
     from ..zstack import is_zstack
 
-    return (args.scheduler is not None or is_zstack(args.sources) or pyramid_kind(args.output) is not None
-            or (args.depth_map is not None and pyramid_kind(args.depth_map) is not None))
+    return is_zstack(args.sources)
 
 
 def run(args) -> int:
