@@ -10,7 +10,8 @@ client): the workers read the TIFF tiles, fuse the chunks and write the Zarr chu
 Reported per run: wall time of the command (cluster start not included), megapixel-planes per
 second, the chunk side chosen from ``--max-memory`` (per worker), each worker's peak resident
 memory (``VmHWM`` from ``/proc``, reset just before the run) and its baseline (``VmRSS`` just
-before, with the libraries a chunk task imports loaded): the budget bounds peak minus baseline.
+before, with the libraries a chunk task imports loaded): the budget bounds peak minus baseline;
+and the most task results each worker held at once (sampled every 2 s from ``dask_worker.data``).
 
 Usage (small, as docs/scale.md records them on a 2-core machine)::
 
@@ -79,7 +80,26 @@ def _warm(method: str) -> None:
     get_method(method).load()
 
 
+def held_mb(dask_worker) -> float:
+    """MB of task results a worker holds now (``distributed``'s own size estimate)."""
+    from dask.sizeof import sizeof
+
+    return sum(sizeof(v) for v in list(dask_worker.data.values())) / 1e6
+
+
+def _sample_held(address: str, stop, out: dict) -> None:
+    """Every 2 s until ``stop`` is set: the largest amount of task results each worker held."""
+    from distributed import Client
+
+    with Client(address) as c:
+        while not stop.wait(2.0):
+            for w, mb in c.run(held_mb).items():
+                out[w] = max(out.get(w, 0.0), mb)
+
+
 def run(stack: Path, out: Path, workers: int, method: str, max_memory: float, tile: int) -> dict:
+    import threading
+
     from distributed import Client, LocalCluster
 
     from mfif.cli import main
@@ -90,19 +110,33 @@ def run(stack: Path, out: Path, workers: int, method: str, max_memory: float, ti
         client.run(_warm, method)  # the baseline includes the libraries a chunk task imports
         base = client.run(status_kib, "VmRSS")
         client.run(reset_peak)
+        stop, held = threading.Event(), {}
+        sampler = threading.Thread(target=_sample_held, args=(cluster.scheduler_address, stop, held))
+        sampler.start()
         t0 = time.perf_counter()
-        rc = main(["fuse", str(stack), "-o", str(out), "-m", method, "--scheduler", cluster.scheduler_address,
-                   "--max-memory", str(max_memory), "--tile", str(tile), "-q"])
-        wall = time.perf_counter() - t0
+        try:
+            rc = main(["fuse", str(stack), "-o", str(out), "-m", method, "--scheduler", cluster.scheduler_address,
+                       "--max-memory", str(max_memory), "--tile", str(tile), "-q"])
+        finally:
+            wall = time.perf_counter() - t0
+            stop.set()
+            sampler.join()
         peaks = client.run(status_kib, "VmHWM")
     if rc != 0:
         raise SystemExit(f"mfif fuse failed ({rc})")
     return {"wall": wall, "chunk": tile or _chunk(stack, method, max_memory),
-            "peaks_mb": sorted(v / 1024 for v in peaks.values()), "base_mb": sorted(v / 1024 for v in base.values())}
+            "peaks_mb": sorted(v / 1024 for v in peaks.values()), "base_mb": sorted(v / 1024 for v in base.values()),
+            "held_mb": sorted(held.values())}
 
 
-def tolerance(methods=("focus-map", "sff"), chunk: int = 128) -> None:
-    """Chunked (``chunk`` px, threads) against whole-image fusion on the tests' 3-plane 300x260 stack."""
+#: (method, stack size, chunk) of the tolerance table: the tests' 300x260 stack at 128-px chunks,
+#: and for sff-fast (160-px halo) larger stacks cut into 2 x 2 chunks.
+TOLERANCE_CASES = [("focus-map", (300, 260), 128), ("sff", (300, 260), 128),
+                   ("sff-fast", (768, 768), 384), ("sff-fast", (1024, 1024), 512), ("sff-fast", (1536, 1536), 768)]
+
+
+def tolerance(cases=TOLERANCE_CASES) -> None:
+    """Chunked (threads) against whole-image fusion on 3-plane synthetic stacks (astronaut)."""
     import dask
     from skimage.data import astronaut
 
@@ -110,16 +144,17 @@ def tolerance(methods=("focus-map", "sff"), chunk: int = 128) -> None:
     from mfif.io import from_float
     from mfif.synth import make_case
 
-    case = make_case(astronaut(), n_sources=3, rng=np.random.default_rng(0), size=(300, 260))
-    z = np.stack([from_float(np.clip(s, 0, 1), np.uint8) for s in case.sources])
-    print("| method | chunk | fused PSNR dB | decisions agreeing |")
-    print("|---|---|---|---|")
-    for m in methods:
+    print("| method | size | chunk | fused PSNR dB | decisions agreeing |")
+    print("|---|---|---|---|---|")
+    for m, size, chunk in cases:
+        case = make_case(astronaut(), n_sources=3, rng=np.random.default_rng(0), size=size)
+        z = np.stack([from_float(np.clip(s, 0, 1), np.uint8) for s in case.sources])
         whole = mfif.fuse(list(z), method=m)
         f, d = dask.compute(*mfif.fuse_dask(z, method=m, chunk=chunk), scheduler="threads")
         mse = float(np.mean((f.astype(np.float64) - from_float(whole.fused, np.uint8)) ** 2))
         p = "identical" if mse == 0 else f"{10 * np.log10(255 ** 2 / mse):.1f}"
-        print(f"| {m} | {chunk} | {p} | {100 * np.mean(d == whole.decision):.3f} % |")
+        print(f"| {m} | {size[1]}x{size[0]} | {chunk} | {p} | {100 * np.mean(d == whole.decision):.3f} % |",
+              flush=True)
 
 
 def main(argv=None) -> int:
@@ -138,8 +173,9 @@ def main(argv=None) -> int:
         tolerance()
         return 0
     scratch = Path(tempfile.mkdtemp(prefix="mfif-bench-dask-", dir=args.scratch))
-    print("| GP/plane | size | planes | workers | chunk | wall s | MP-planes/s | peak MB per worker | baseline MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| GP/plane | size | planes | workers | chunk | wall s | MP-planes/s | peak MB per worker | baseline MB "
+          "| results held MB (max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     try:
         for gp in [float(g) for g in args.gp.split(",")]:
             stack = scratch / f"z-{gp:g}.tif"
@@ -150,7 +186,8 @@ def main(argv=None) -> int:
                 rate = h * w * args.planes / 1e6 / r["wall"]
                 print(f"| {h * w / 1e9:.3f} | {w}x{h} | {args.planes} | {n} | {r['chunk']} | {r['wall']:.1f} | "
                       f"{rate:.1f} | " + ", ".join(f"{p:.0f}" for p in r["peaks_mb"]) + " | "
-                      + ", ".join(f"{p:.0f}" for p in r["base_mb"]) + " |", flush=True)
+                      + ", ".join(f"{p:.0f}" for p in r["base_mb"]) + " | "
+                      + ", ".join(f"{p:.0f}" for p in r["held_mb"]) + " |", flush=True)
                 shutil.rmtree(out, ignore_errors=True)
             stack.unlink()
     finally:

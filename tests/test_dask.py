@@ -2,7 +2,7 @@
 and ``mfif fuse`` on z-stacks.
 
 Tolerance of chunked against whole-image fusion, as the engine's docstring states it: fused PSNR
-above 40 dB and depth maps agreeing on more than 99 % of pixels.
+above 40 dB and depth maps agreeing on more than 99 % of pixels (sff-fast: 95 %).
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from mfif.ome import LAST_LEVEL_MAX, level_shapes, write_pyramid  # noqa: E402
 from mfif.zstack import open_zstack  # noqa: E402
 
 PSNR_MIN, AGREE_MIN = 40.0, 0.99
+SFF_FAST_AGREE_MIN = 0.95  # sff-fast's depth maps: see test_chunked_equals_whole_sff_fast
 
 
 def psnr(a, b, peak=255.0) -> float:
@@ -79,6 +80,25 @@ def test_chunked_equals_whole(planes, method):
     assert f.dtype == np.uint8 and d.dtype == np.uint16 and f.shape == planes.shape[1:]
     assert psnr(f, from_float(whole.fused, np.uint8)) > PSNR_MIN
     assert np.mean(d == whole.decision) > AGREE_MIN
+
+
+@pytest.mark.slow  # ~5 s
+def test_chunked_equals_whole_sff_fast():
+    """sff-fast (halo 160 px) in 2 x 2 chunks of 384 px. Its weak-evidence fill spreads labels
+    further than the halo, into areas without detail where either plane is as sharp, so the
+    stated tolerance for its depth map is looser: PSNR above 40 dB, decisions above 95 %."""
+    from skimage.data import astronaut
+
+    from mfif.synth import make_case
+
+    case = make_case(astronaut(), n_sources=3, rng=np.random.default_rng(0), size=(768, 768))
+    z = np.stack([from_float(np.clip(s, 0, 1), np.uint8) for s in case.sources])
+    whole = mfif.fuse(list(z), method="sff-fast")
+    fused, depth = fuse_dask(z, method="sff-fast", chunk=384)
+    assert fused.numblocks[:2] == (2, 2)
+    f, d = dask.compute(fused, depth, scheduler="threads")
+    assert psnr(f, from_float(whole.fused, np.uint8)) > PSNR_MIN
+    assert np.mean(d == whole.decision) > SFF_FAST_AGREE_MIN
 
 
 def test_float_stack_maps_by_whole_range(planes):
