@@ -153,6 +153,31 @@ def test_chunk_tasks_read_their_own_window_and_share_nothing(planes):
     assert np.array_equal(f, fuse_dask(planes, method="focus-map", chunk=128)[0].compute(scheduler="sync"))
 
 
+def test_tiff_planes_in_files_are_read_window_by_window(tmp_path, planes, monkeypatch):
+    """A folder of plain (tiled) TIFF planes is read tile by tile, never decoded whole; a rotated
+    TIFF (orientation 6) is decoded whole, upright; both equal what read_image gives."""
+    import mfif.zstack as zs
+
+    for k, p in enumerate(planes):
+        tifffile.imwrite(tmp_path / f"p{k}.tif", p, photometric="rgb", tile=(64, 64))
+    decoded = []
+    real = zs.read_image
+    monkeypatch.setattr(zs, "read_image", lambda p: decoded.append(p) or real(p))
+    zs._decoded_files.cache_clear()
+    s = open_zstack([tmp_path], chunk=64)
+    assert np.array_equal(s.array[:, 30:200, 40:170].compute(scheduler="threads"), planes[:, 30:200, 40:170])
+    assert decoded == []
+    rot = tmp_path / "rot"
+    rot.mkdir()
+    for k, p in enumerate(planes):  # stored sideways, tagged to be shown upright
+        tifffile.imwrite(rot / f"p{k}.tif", np.ascontiguousarray(np.rot90(p, 1)), photometric="rgb",
+                         extratags=[(274, "H", 1, 6, True)])
+    assert zs.window_page(rot / "p0.tif") is None and zs.window_page(tmp_path / "p0.tif") == 0
+    upright = np.stack([real(rot / f"p{k}.tif") for k in range(len(planes))])
+    assert np.array_equal(open_zstack([rot], chunk=64).array.compute(scheduler="threads"), upright)
+    assert len(decoded) == 3
+
+
 def test_file_planes_decode_each_file_once(tmp_path, planes, monkeypatch):
     import mfif.zstack as zs
 

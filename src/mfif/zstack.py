@@ -15,8 +15,8 @@ computed, and then only the TIFF tiles or Zarr chunks under it.
   the ``axes`` metadata says which axis is Z (required), channel (``c``, moved last) and time
   (``t``, of size 1).
 * **Files**: one image per file (a folder, a glob or a list, as ``mfif fuse`` takes them), over
-  :class:`FilePlanes`: each process that reads decodes the files whole once
-  (:func:`mfif.io.read_image`) and slices its chunks from them.
+  :class:`FilePlanes`: plain TIFF planes are read tile by tile like a multi-page TIFF's pages;
+  other files are decoded whole once per process (:func:`mfif.io.read_image`) and sliced.
 
 Every reader checks what it can from headers before any pixel is read: at least two planes, one
 size, gray or RGB, a pixel type mfif fuses; bad input is a :class:`~mfif.errors.UsageError`.
@@ -81,9 +81,10 @@ def is_zstack(specs: Sequence[str | os.PathLike]) -> bool:
 # --------------------------------------------------------------------------------------------
 # Multi-page TIFF / OME-TIFF
 # --------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=64)
 def _page_arrays(path: str, mtime_ns: int, pages: tuple) -> list:
-    """The zarr arrays of ``pages`` of a TIFF, opened once per process (and per file version)."""
+    """The zarr arrays of ``pages`` of a TIFF, opened once per process (and per file version; up
+    to 64 files open at once, a folder of TIFF planes being one file a plane)."""
     import zarr
 
     out = []
@@ -235,29 +236,65 @@ def _decoded_files(paths: tuple, stamps: tuple) -> tuple:
     return tuple(read_image(p) for p in paths)
 
 
+def window_page(path: str | os.PathLike) -> int | None:
+    """The page of a TIFF file that can be read window by window, or None.
+
+    Plain TIFFs qualify: one full-resolution page, gray or RGB (no alpha) stored contiguously,
+    upright (orientation 1), pixels kept as stored (8/16-bit unsigned or float32); these read the
+    same through tifffile's Zarr store, tile by tile, as :func:`mfif.io.read_image` reads them
+    whole. Anything else (palette, min-is-white, signed, rotated, other formats) is None.
+    """
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    from .io.read import _tiff_plan
+
+    try:
+        with tifffile.TiffFile(str(path)) as tf:
+            first, native, out, photometric, orientation = _tiff_plan(Path(path), tf)
+            pages = tiff_planes(tf)
+            spp = int(first.samplesperpixel)
+            planar = int(getattr(first, "planarconfig", 1) or 1)
+            depth = int(getattr(first, "imagedepth", 1) or 1)
+    except Exception:  # unreadable here: the whole-file reader reports it
+        return None
+    if (photometric, spp) not in ((1, 1), (2, 3)) or orientation != 1 or native != out or planar != 1 or depth > 1:
+        return None
+    return pages[0]
+
+
 class FilePlanes:
     """Array-like ``(Z, Y, X[, C])`` over image files, one plane per file, for ``dask.array.from_array``.
 
-    Picklable (the paths): a process that reads a window decodes the files whole (PNG, JPEG and
-    the rest cannot be read in part) once, keeps them for the windows that follow, and slices.
-    A stack of files therefore costs each worker process the whole stack's memory, as decoding
-    it does anyway; slides larger than memory come as multi-page TIFF or OME-Zarr.
+    Picklable (the paths). Plain TIFF files (:func:`window_page`) are read window by window
+    through tifffile's Zarr store, so a folder of tiled TIFF planes is read lazily, tile by tile,
+    like a multi-page TIFF. Other files (PNG, JPEG and the rest cannot be read in part) are
+    decoded whole once by each process that reads them and kept for the windows that follow: a
+    stack of those costs each worker process its decoded size, as decoding does anyway.
     """
 
     def __init__(self, paths: Sequence[str], shape: tuple, dtype):
         self.paths = tuple(str(p) for p in paths)
         self.shape, self.dtype = (len(self.paths),) + tuple(shape), np.dtype(dtype)
         self.ndim = len(self.shape)
+        self.pages = tuple(window_page(p) for p in self.paths)
+
+    def _plane(self, i: int, rest: tuple) -> np.ndarray:
+        path, page = self.paths[i], self.pages[i]
+        if page is not None:
+            z = _page_arrays(path, os.stat(path).st_mtime_ns, (page,))[0]
+            return np.asarray(z[rest]).astype(self.dtype, copy=False)
+        whole = tuple(p for p, pg in zip(self.paths, self.pages) if pg is None)
+        stamps = tuple(os.stat(p).st_mtime_ns for p in whole)
+        with _DECODE_LOCK:  # threads of one process decode the files once, not once each
+            images = _decoded_files(whole, stamps)
+        return images[whole.index(path)][rest]
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
         zkey, rest = key[0], key[1:]
-        stamps = tuple(os.stat(p).st_mtime_ns for p in self.paths)
-        with _DECODE_LOCK:  # threads of one process decode the stack once, not once each
-            images = _decoded_files(self.paths, stamps)
         if isinstance(zkey, slice):
-            return np.stack([images[i][rest] for i in range(self.shape[0])[zkey]])
-        return images[zkey][rest]
+            return np.stack([self._plane(i, rest) for i in range(self.shape[0])[zkey]])
+        return self._plane(zkey, rest)
 
 
 def _files_zstack(paths: list[Path], chunk: int) -> ZStack:
