@@ -178,6 +178,23 @@ def test_tiff_planes_in_files_are_read_window_by_window(tmp_path, planes, monkey
     assert len(decoded) == 3
 
 
+def test_tiff_planes_too_large_to_decode_go_to_the_dask_engine(tmp_path, planes, capsys):
+    for k, p in enumerate(planes):
+        tifffile.imwrite(tmp_path / f"p{k}.tif", p, photometric="rgb", tile=(64, 64))
+        write_image(tmp_path / f"p{k}.png", p)
+    tifs = [str(tmp_path / f"p{k}.tif") for k in range(3)]
+    pngs = [str(tmp_path / f"p{k}.png") for k in range(3)]
+    # 300 x 260 x 3 bytes = 0.23 MB a plane: more than a 0.1 MB budget, less than 1 MB
+    code, err = run_cli(["fuse", *tifs, "-o", tmp_path / "a.tif", "-m", "focus-map", "--max-memory", "0.1"], capsys)
+    assert code == 0 and "on Dask" in err, err
+    code, err = run_cli(["fuse", *tifs, "-o", tmp_path / "b.tif", "-m", "focus-map", "--max-memory", "1"], capsys)
+    assert code == 0 and "on Dask" not in err, err
+    code, err = run_cli(["fuse", *pngs, "-o", tmp_path / "c.png", "-m", "focus-map", "--max-memory", "0.1"], capsys)
+    assert code == 0 and "on Dask" not in err, err  # PNG cannot be read in windows: the local engine
+    a, b = mfif.read_image(tmp_path / "a.tif"), mfif.read_image(tmp_path / "b.tif")
+    assert psnr(a, b) > PSNR_MIN
+
+
 def test_file_planes_decode_each_file_once(tmp_path, planes, monkeypatch):
     import mfif.zstack as zs
 

@@ -316,17 +316,48 @@ def quiet_log(args):
 
 def uses_dask(args) -> bool:
     """Whether ``mfif fuse`` runs on the Dask engine: a z-stack file (multi-page TIFF, Zarr), a
-    pyramidal output (.ome.zarr, .ome.tif) or a --scheduler; decided without importing Dask."""
+    pyramidal output (.ome.zarr, .ome.tif), a --scheduler, or TIFF planes too large to decode
+    (:func:`planes_too_large`); decided without importing Dask."""
     from ..ome import pyramid_kind
 
     if args.scheduler is not None or pyramid_kind(args.output) is not None or (
             args.depth_map is not None and pyramid_kind(args.depth_map) is not None):
         return True
-    if len(args.sources) != 1:  # a z-stack is one file or folder; spare the readers' imports otherwise
-        return False
-    from ..zstack import is_zstack
+    if len(args.sources) == 1:
+        from ..zstack import is_zstack
 
-    return is_zstack(args.sources)
+        if is_zstack(args.sources):
+            return True
+    return planes_too_large(args.sources, args.max_memory)
+
+
+def planes_too_large(sources, max_memory_mb: float) -> bool:
+    """Whether ``sources`` are TIFF planes the Dask engine reads tile by tile
+    (:func:`mfif.zstack.window_page`), one of which would not fit ``max_memory_mb`` decoded.
+
+    The local engine decodes each frame whole into its cache; such planes are read in windows
+    instead. Only TIFF names are looked at (headers only), so other stacks cost nothing here.
+    """
+    from ..io import expand_sources
+
+    if not all(str(s).lower().endswith((".tif", ".tiff")) or os.path.isdir(s) for s in sources):
+        return False
+    try:
+        paths = expand_sources(sources)
+    except UsageError:
+        return False  # the ordinary path reports it
+    if len(paths) < 2 or not all(p.suffix.lower() in (".tif", ".tiff") for p in paths):
+        return False
+    from ..io import image_info
+    from ..zstack import window_page
+
+    try:
+        info = image_info(paths[0])
+    except UsageError:
+        return False
+    if np.prod(info.shape) * info.dtype.itemsize / 1e6 <= max_memory_mb:
+        return False
+    return all(window_page(p) is not None for p in paths)
 
 
 def run(args) -> int:
