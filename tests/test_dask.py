@@ -195,6 +195,18 @@ def test_tiff_planes_too_large_to_decode_go_to_the_dask_engine(tmp_path, planes,
     assert psnr(a, b) > PSNR_MIN
 
 
+def test_without_the_dask_extra_a_clear_line(tmp_path, planes, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    src = write_pages(tmp_path / "z.tif", planes)
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "f.ome.zarr", "-m", "focus-map"], capsys)
+    assert code == 2 and err.strip() == ("mfif: error: this input or output needs the Dask engine, which needs the "
+                                         "dask extra (missing: distributed): pip install 'mfif[dask]'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.tif"]
+
+
 def test_file_planes_decode_each_file_once(tmp_path, planes, monkeypatch):
     import mfif.zstack as zs
 

@@ -337,10 +337,15 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
 
     The local engine decodes each frame whole into its cache; such planes are read in windows
     instead. Only TIFF names are looked at (headers only), so other stacks cost nothing here.
+    Without the dask extra installed, the local engine keeps them.
     """
+    import importlib.util
+
     from ..io import expand_sources
 
     if not all(str(s).lower().endswith((".tif", ".tiff")) or os.path.isdir(s) for s in sources):
+        return False
+    if importlib.util.find_spec("dask") is None or importlib.util.find_spec("zarr") is None:
         return False
     try:
         paths = expand_sources(sources)
@@ -367,6 +372,12 @@ def run(args) -> int:
     # and every output against the inputs and against each other.
     params = method_options(args, depth_maps=bool(args.depth_map))
     if uses_dask(args):
+        import importlib.util
+
+        missing = [m for m in ("dask", "distributed", "zarr") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise UsageError(f"this input or output needs the Dask engine, which needs the dask extra "
+                             f"(missing: {', '.join(missing)}): pip install 'mfif[dask]'")
         from .fuse_zstack import run_zstack
 
         return run_zstack(args, params)
