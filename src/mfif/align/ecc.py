@@ -25,7 +25,7 @@ import numpy as np
 
 from ..io import to_gray
 from .geometry import project_to_model
-from .pyramid import SATURATED, WorkCopy, as_unit, full_scale, prefiltered, pyramid_levels
+from .pyramid import SATURATED, WorkCopy, as_unit, full_scale, gradients, prefiltered, pyramid_levels
 
 
 class PairFailure(Exception):
@@ -182,13 +182,12 @@ _ECC_UNCONVERGED = 0.1       # a last update above this (finest level, px) is a 
 
 
 def _gradients(smooth: list[np.ndarray]):
+    """Per-level gradients of a pyramid, computed when first asked for (as ``WorkCopy.grads``)."""
     cache = {}
 
     def grads(level: int):
         if level not in cache:
-            g = smooth[level]
-            cache[level] = (cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
-                            cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
+            cache[level] = gradients(smooth[level])
         return cache[level]
     return grads
 
@@ -206,10 +205,10 @@ def match_clipping(tmpl: WorkCopy, inp: WorkCopy, w_full: np.ndarray) -> tuple[l
     end at different places, and ECC, which matches intensities up to gain and offset, is pulled
     toward the difference (tenths of a pixel, measured in docs/align.md). Leaving the clipped
     pixels out instead throws away the bright edges, which are often the sharpest detail left in
-    a defocused frame. So both frames are clipped alike: the gain and offset between them are
-    fitted where neither is clipped nor lit by a clipped area's defocus spill (ratio of mean
-    intensities at the initial map ``w_full``, on a coarse level; exposure is a gain), and each
-    frame is clipped at the level where the other one saturates. Nothing is changed (None) when
+    a defocused frame. So both frames are clipped alike: the exposure gain between them is
+    measured where neither is clipped nor lit by a clipped area's defocus spill (ratio of mean
+    intensities at the initial map ``w_full``, on a coarse level), and each frame is clipped,
+    channel by channel, at the level where the other one saturates. Nothing is changed (None) when
     the gain is within the saturation tolerance of 1, or when the frame's four quadrants disagree
     on it by more than that tolerance (a gain biased by spill would move the outlines itself).
     """

@@ -70,9 +70,7 @@ class WorkCopy:
     def grads(self, level: int) -> tuple[np.ndarray, np.ndarray]:
         """Central-difference gradients of ``smooth[level]`` (computed once, when first needed)."""
         if level not in self._grads:
-            a = self.smooth[level]
-            self._grads[level] = (cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
-                                  cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
+            self._grads[level] = gradients(self.smooth[level])
         return self._grads[level]
 
     @property
@@ -80,6 +78,12 @@ class WorkCopy:
         """Full-resolution pixels per working (finest level) pixel."""
         s = self.scales[0]
         return 0.5 * (1.0 / s[0, 0] + 1.0 / s[1, 1])
+
+
+def gradients(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference x and y gradients of a float32 image (what ECC's Jacobian uses)."""
+    return (cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=1, scale=0.5),
+            cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=1, scale=0.5))
 
 
 def gray_small(img: np.ndarray, size: tuple[int, int], *, keep_colour: bool = False):

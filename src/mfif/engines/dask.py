@@ -59,7 +59,8 @@ from ..io import from_float
 from ..methods import DEFAULT_METHOD, get_method, parse_params
 from ..tiling import plan_tiles
 
-__all__ = ["fuse_dask", "as_planes", "DaskPlanes", "choose_chunk", "stack_value_range", "parse_scheduler", "scheduler", "compute"]
+__all__ = ["fuse_dask", "as_planes", "DaskPlanes", "choose_chunk", "stack_value_range", "parse_scheduler",
+           "scheduler", "compute"]
 
 
 def choose_chunk(method, given: dict, n: int, *, channels: int, itemsize: int, worker_memory_mb: float,
@@ -173,9 +174,11 @@ def fuse_dask(array, *, method: str = DEFAULT_METHOD, chunk: int = 0, worker_mem
 
     Parameters
     ----------
-    array : dask.array.Array or ndarray
+    array : dask.array.Array, ndarray or array-like
         ``(Z, Y, X)`` or ``(Z, Y, X, C)`` (C = 1 or 3), Z >= 2 focal planes, ``uint8``,
-        ``uint16`` or float (finite; outside [0, 1] it keeps its own range).
+        ``uint16`` or float (finite; outside [0, 1] it keeps its own range). Any object with
+        ``shape``, ``dtype`` and NumPy slicing (a zarr array, :class:`mfif.zstack.TiffPlanes`)
+        is read window by window as it is (:func:`as_planes`); on a cluster it must pickle.
     method : str, keyword-only
         A name from :data:`mfif.methods.METHODS`.
     chunk : int, keyword-only
