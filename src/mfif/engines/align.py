@@ -109,6 +109,9 @@ class WarpedPlanes:
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (3 - len(key))
         zkey, ykey, xkey = key[:3]
+        ints = [isinstance(k, (int, np.integer)) for k in (ykey, xkey)]  # a row or column: read 1 px wide
+        ykey, xkey = (slice(int(k) % n, int(k) % n + 1) if i else k
+                      for k, i, n in zip((ykey, xkey), ints, self.shape[1:3]))
         (wy0, wy1), (wx0, wx1) = _span(ykey, self.shape[1]), _span(xkey, self.shape[2])
         x0, y0 = self.box[:2]
         b = (x0 + wx0, y0 + wy0, x0 + wx1, y0 + wy1)
@@ -124,6 +127,9 @@ class WarpedPlanes:
                 sx0, sy0, sx1, sy1 = _source_region(m, b, h, w)
                 out.append(_warp_block(np.asarray(self.planes[k, sy0:sy1, sx0:sx1]), m, (sx0, sy0), b))
         res = np.stack(out) if isinstance(zkey, slice) else out[0]
+        if any(ints):
+            lead = (slice(None),) if isinstance(zkey, slice) else ()
+            res = res[lead + tuple(0 if i else slice(None) for i in ints)]
         rest = key[3:]
         return res[(slice(None),) * (res.ndim - len(self.tail)) + rest] if rest else res
 
