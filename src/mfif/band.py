@@ -170,7 +170,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     for y0, y1, x0, x1 in boxes:
         a0, a1, b0, b1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         dec = decision[a0:a1, b0:b1]
-        labels = np.unique(dec)
+        labels = np.flatnonzero(np.bincount(dec.ravel()))  # the frames present (indices >= 0), sorted
         boxed = {int(k): frames.crop_and_gray(int(k), a0, a1, b0, b1) for k in labels}  # each box read once
         g = {k: gray for k, (_, gray) in boxed.items()}
         if band > 0 and labels.size > 1:

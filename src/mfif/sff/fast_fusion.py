@@ -207,9 +207,10 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     decision = initial
     changed = dec_g != init_g
     if changed.any():
-        up = np.ones((STRIDE, STRIDE), np.uint8)
-        ch = np.kron(changed.astype(np.uint8), up)[:h, :w].astype(bool)
-        decision = np.where(ch, np.kron(dec_g, up.astype(np.int16))[:h, :w], initial).astype(np.int16)
+        def up(a):  # each grid cell to its STRIDE x STRIDE pixels
+            return np.repeat(np.repeat(a, STRIDE, axis=0), STRIDE, axis=1)[:h, :w]
+
+        decision = np.where(up(changed), up(dec_g), initial).astype(np.int16)
     timings["segmentation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # steps 3b-4 only in the band around the boundaries
