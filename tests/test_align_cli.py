@@ -15,7 +15,6 @@ from skimage import data
 
 from mfif.align import apply_transform, estimate_transforms, transform_parameters
 from mfif.cli import main
-from mfif.errors import AlignmentError
 from mfif.io import read_image, write_image
 from mfif.synth import handheld_stack
 from test_cli import assert_usage_error
