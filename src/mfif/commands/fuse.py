@@ -328,7 +328,8 @@ def uses_dask(args) -> bool:
 
         if is_zstack(args.sources):
             return True
-    return planes_too_large(args.sources, args.max_memory)
+    # stage maps are whole-image PNGs, which only the local engine writes: asked for, it keeps the stack
+    return not args.save_maps and planes_too_large(args.sources, args.max_memory)
 
 
 def planes_too_large(sources, max_memory_mb: float) -> bool:
