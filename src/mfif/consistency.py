@@ -33,6 +33,7 @@ import numpy as np
 
 from .decision import argmax_decision, label_boundary, one_hot
 from .focus import sml
+from .stats import median
 
 __all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
            "boundary_distance", "noise_sigma", "best_margin", "decision_confidence", "refine_boundaries",
@@ -256,7 +257,7 @@ def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -
         y0, y1, x0, x1 = central_box(g.shape[0], g.shape[1], max_pixels)
         dd = pywt.dwtn(np.asarray(g[y0:y1, x0:x1], dtype=np.float32), "db2")["dd"]
         dd = np.abs(dd[dd != 0])
-        return float(np.median(dd)) / _MAD_TO_SIGMA if dd.size else 0.0
+        return median(dd) / _MAD_TO_SIGMA if dd.size else 0.0
 
     return float(np.mean([one(g) for g in grays]))
 

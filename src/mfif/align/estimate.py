@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..stats import median
 from .ecc import PairFailure, ecc
 from .geometry import apply_transform, implausibility, to3
 from .pyramid import WorkCopy
@@ -183,7 +184,7 @@ def register_pair(tmpl: WorkCopy, inp: WorkCopy, *, model: str, init: str, limit
     # independent evidence 1: the feature matches (if there are enough) must agree with ECC
     rep = float("nan")
     if nm >= limits.min_matches and not implausibility(feat, w, h, **loose):
-        rep = float(np.median(np.hypot(*(apply_transform(wf, src) - dst).T)))
+        rep = median(np.hypot(*(apply_transform(wf, src) - dst).T))
         tol = max(RANSAC_PX * inp.px * tmpl.levels[0].shape[1] / tmpl.levels[tmpl.feat_level].shape[1], 1.0)
         if rep > tol:
             raise PairFailure(f"{nm} feature matches disagree with the ECC transform (median "

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..stats import median
+
 #: Smallest standard deviation (gray levels in [0, 1]) of a tile that carries detail.
 MIN_TILE_STD = 2e-3
 #: Tiles whose blur-matched correlation is below this take no part in the displacement field.
@@ -187,7 +189,7 @@ def _fit_field(centres: np.ndarray, shifts: np.ndarray, weights: np.ndarray, sca
         sw = np.sqrt(w)[:, None]
         coef = np.linalg.lstsq(x * sw, shifts * sw, rcond=None)[0]
         r = np.hypot(*(shifts - x @ coef).T)
-        c = max(2.385 * float(np.median(r)), 0.05)
+        c = max(2.385 * median(r), 0.05)
         w = weights / (1.0 + (r / c) ** 2)
     if coef.shape[0] == 1:
         coef = np.r_[coef, np.zeros((2, 2))]
@@ -234,7 +236,7 @@ def alignment_quality(ref: np.ndarray, moved: np.ndarray, *, valid: np.ndarray |
     if len(ta) == 0:
         return Quality(nan, nan, nan, 0, 0)
     d, ncc, texture = blur_matched_shifts(ta, tb)
-    med_ncc = float(np.median(ncc))
+    med_ncc = median(ncc)
     good = (ncc >= MIN_TILE_NCC) & (texture > 1e-4) & (np.abs(d).max(axis=1) < ts / 4.0 - 1e-6)
     if good.sum() < 3:
         return Quality(nan, nan, med_ncc, len(ta), int(good.sum()))
