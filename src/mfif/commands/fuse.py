@@ -355,7 +355,6 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
     if len(paths) < 2 or not all(p.suffix.lower() in (".tif", ".tiff") for p in paths):
         return False
     from ..io import image_info
-    from ..zstack import window_page
 
     try:
         info = image_info(paths[0])
@@ -363,6 +362,8 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
         return False
     if np.prod(info.shape) * info.dtype.itemsize / 1e6 <= max_memory_mb:
         return False
+    from ..zstack import window_page  # only for planes that large: tifffile's Zarr store
+
     return all(window_page(p) is not None for p in paths)
 
 
