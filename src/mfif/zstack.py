@@ -43,7 +43,7 @@ import tifffile
 from .errors import UsageError
 from .io import check_sources, display_path, expand_sources, image_info, is_multipage_tiff, read_image, tiff_planes
 
-__all__ = ["ZStack", "is_zarr", "is_zstack", "open_zstack", "TiffPlanes", "FilePlanes", "ngff_attrs"]
+__all__ = ["ZStack", "is_zarr", "is_zstack", "open_zstack", "TiffPlanes", "FilePlanes", "read_planes", "ngff_attrs"]
 
 #: Pixel types of TIFF planes: kept (uint8, uint16, float32) or read as float32 in their own range.
 _KEEP = (np.uint8, np.uint16, np.float32)
@@ -94,6 +94,16 @@ def _page_arrays(path: str, mtime_ns: int, pages: tuple) -> list:
     return out
 
 
+def read_planes(key, n: int, read) -> np.ndarray:
+    """A NumPy index ``key`` of a ``(Z, Y, X[, C])`` array-like of ``n`` planes, plane by plane:
+    ``read(i, rest)`` gives plane ``i`` indexed by the rest of the key; a slice of Z stacks them."""
+    key = key if isinstance(key, tuple) else (key,)
+    zkey, rest = key[0], key[1:]
+    if isinstance(zkey, slice):
+        return np.stack([read(i, rest) for i in range(n)[zkey]])
+    return read(zkey, rest)
+
+
 class TiffPlanes:
     """Array-like ``(Z, Y, X[, C])`` over the full-resolution pages of a TIFF, for ``dask.array.from_array``.
 
@@ -107,13 +117,8 @@ class TiffPlanes:
         self.ndim = len(self.shape)
 
     def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        zkey, rest = key[0], key[1:]
         arrays = _page_arrays(self.path, os.stat(self.path).st_mtime_ns, self.pages)
-        idx = range(self.shape[0])[zkey] if isinstance(zkey, slice) else [zkey]
-        planes = [np.asarray(arrays[i][rest]) for i in idx]
-        out = np.stack(planes) if isinstance(zkey, slice) else planes[0]
-        return out.astype(self.dtype, copy=False)
+        return read_planes(key, self.shape[0], lambda i, rest: np.asarray(arrays[i][rest]).astype(self.dtype, copy=False))
 
 
 def _tiff_zstack(path: Path, chunk: int) -> ZStack:
@@ -290,11 +295,7 @@ class FilePlanes:
         return images[whole.index(path)][rest]
 
     def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        zkey, rest = key[0], key[1:]
-        if isinstance(zkey, slice):
-            return np.stack([self._plane(i, rest) for i in range(self.shape[0])[zkey]])
-        return self._plane(zkey, rest)
+        return read_planes(key, self.shape[0], self._plane)
 
 
 def _files_zstack(paths: list[Path], chunk: int) -> ZStack:

@@ -225,15 +225,16 @@ def match_clipping(tmpl: WorkCopy, inp: WorkCopy, w_full: np.ndarray) -> tuple[l
     i_lvl = inp.levels[lvl]
     ih, iw = i_lvl.shape
     ok = (q[:, 0] >= 1) & (q[:, 0] <= iw - 2) & (q[:, 1] >= 1) & (q[:, 1] <= ih - 2)
+    px, py = xs.ravel()[ok], ys.ravel()[ok]  # the template samples that land inside the input
     qi = np.rint(q[ok]).astype(np.intp)
-    tv = t[ys.ravel()[ok], xs.ravel()[ok]].astype(np.float64)
+    tv = t[py, px].astype(np.float64)
     iv = cv2.remap(i_lvl, q[ok][None], None, cv2.INTER_LINEAR)[0].astype(np.float64)
     # Leave out the clipped areas and the light a defocused frame spills around them (up to
     # _SPILL of the frame's size): that spill differs between the frames and would bias the gain.
     spill = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(3, round(_SPILL * max(h, w))) + 1,) * 2)
     clear = np.ones(len(tv), bool)
     if tmpl.clipped is not None:
-        clear &= ~cv2.dilate(tmpl.clipped[lvl].view(np.uint8), spill).view(bool)[ys.ravel()[ok], xs.ravel()[ok]]
+        clear &= ~cv2.dilate(tmpl.clipped[lvl].view(np.uint8), spill).view(bool)[py, px]
     if inp.clipped is not None:
         clear &= ~cv2.dilate(inp.clipped[lvl].view(np.uint8), spill).view(bool)[qi[:, 1], qi[:, 0]]
     if clear.sum() < 4 * _FIT_MIN_SAMPLES or np.ptp(tv[clear]) < 1e-3:
@@ -245,7 +246,6 @@ def match_clipping(tmpl: WorkCopy, inp: WorkCopy, w_full: np.ndarray) -> tuple[l
     gain = float(iv[clear].sum() / max(tv[clear].sum(), 1e-12))
     if not 0.2 < gain < 5.0 or abs(math.log(gain)) < tol:
         return None  # no exposure change beyond what counts as saturated anyway: nothing to match
-    px, py = xs.ravel()[ok], ys.ravel()[ok]
     quads = [clear & (px < w / 2 if qx else px >= w / 2) & (py < h / 2 if qy else py >= h / 2)
              for qx in (0, 1) for qy in (0, 1)]
     quads = [float(iv[q].sum() / max(tv[q].sum(), 1e-12)) for q in quads if q.sum() >= _FIT_MIN_SAMPLES]

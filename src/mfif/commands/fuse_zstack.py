@@ -86,7 +86,7 @@ def run_zstack(args, params: dict) -> int:
     # A worker process runs one chunk at a time (LocalCluster: one thread each; a remote cluster:
     # docs/scale.md). The threads scheduler runs a chunk on every thread of this process, so the
     # process's budget is shared among them.
-    threads = int(dask_config_threads()) if kind == "threads" else 1
+    threads = dask_config_threads() if kind == "threads" else 1
     task_budget = args.max_memory / threads
     with scheduler(args.scheduler, connect_timeout=args.connect_timeout, log=log):
         planes, kept = stack.array, list(range(stack.n))

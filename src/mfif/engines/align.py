@@ -25,6 +25,7 @@ import numpy as np
 from ..align import estimate_transforms, resolve_max_residual, scale_matrix, warp_frame
 from ..errors import AlignmentError
 from ..io import GRAY_WEIGHTS
+from ..zstack import read_planes
 
 __all__ = ["align_zstack", "small_copies", "warp_zstack", "WarpedPlanes"]
 
@@ -99,6 +100,7 @@ class WarpedPlanes:
 
         self.planes = as_planes(planes)
         self.matrices = [np.asarray(m, float) for m in matrices]
+        self.identity = [bool(np.allclose(m, np.eye(3))) for m in self.matrices]  # read as stored
         self.box = tuple(int(v) for v in box)
         x0, y0, x1, y1 = self.box
         self.tail = tuple(self.planes.shape[3:])
@@ -116,17 +118,18 @@ class WarpedPlanes:
         x0, y0 = self.box[:2]
         b = (x0 + wx0, y0 + wy0, x0 + wx1, y0 + wy1)
         h, w = self.planes.shape[1:3]
-        out = []
-        for k in (range(self.shape[0])[zkey] if isinstance(zkey, slice) else [zkey]):
+        empty = b[2] <= b[0] or b[3] <= b[1]
+
+        def one(k, _):
+            if empty:
+                return np.zeros((b[3] - b[1], b[2] - b[0]) + self.tail, self.dtype)
+            if self.identity[k]:
+                return np.asarray(self.planes[k, b[1]:b[3], b[0]:b[2]])
             m = self.matrices[k]
-            if b[2] <= b[0] or b[3] <= b[1]:
-                out.append(np.zeros((b[3] - b[1], b[2] - b[0]) + self.tail, self.dtype))
-            elif np.allclose(m, np.eye(3)):
-                out.append(np.asarray(self.planes[k, b[1]:b[3], b[0]:b[2]]))
-            else:
-                sx0, sy0, sx1, sy1 = _source_region(m, b, h, w)
-                out.append(_warp_block(np.asarray(self.planes[k, sy0:sy1, sx0:sx1]), m, (sx0, sy0), b))
-        res = np.stack(out) if isinstance(zkey, slice) else out[0]
+            sx0, sy0, sx1, sy1 = _source_region(m, b, h, w)
+            return _warp_block(np.asarray(self.planes[k, sy0:sy1, sx0:sx1]), m, (sx0, sy0), b)
+
+        res = read_planes((zkey,), self.shape[0], one)
         if any(ints):
             lead = (slice(None),) if isinstance(zkey, slice) else ()
             res = res[lead + tuple(0 if i else slice(None) for i in ints)]
