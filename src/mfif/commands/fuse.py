@@ -332,6 +332,13 @@ def uses_dask(args) -> bool:
     return not args.save_maps and planes_too_large(args.sources, args.max_memory)
 
 
+def missing_dask_extra() -> list[str]:
+    """The packages of the dask extra that are not installed (looked up, not imported)."""
+    import importlib.util
+
+    return [m for m in ("dask", "distributed", "zarr") if importlib.util.find_spec(m) is None]
+
+
 def planes_too_large(sources, max_memory_mb: float) -> bool:
     """Whether ``sources`` are TIFF planes the Dask engine reads tile by tile
     (:func:`mfif.zstack.window_page`), one of which would not fit ``max_memory_mb`` decoded.
@@ -340,13 +347,11 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
     instead. Only TIFF names are looked at (headers only), so other stacks cost nothing here.
     Without the dask extra installed, the local engine keeps them.
     """
-    import importlib.util
-
     from ..io import expand_sources
 
     if not all(str(s).lower().endswith((".tif", ".tiff")) or os.path.isdir(s) for s in sources):
         return False
-    if importlib.util.find_spec("dask") is None or importlib.util.find_spec("zarr") is None:
+    if missing_dask_extra():
         return False
     try:
         paths = expand_sources(sources)
@@ -374,9 +379,7 @@ def run(args) -> int:
     # and every output against the inputs and against each other.
     params = method_options(args, depth_maps=bool(args.depth_map))
     if uses_dask(args):
-        import importlib.util
-
-        missing = [m for m in ("dask", "distributed", "zarr") if importlib.util.find_spec(m) is None]
+        missing = missing_dask_extra()
         if missing:
             raise UsageError(f"this input or output needs the Dask engine, which needs the dask extra "
                              f"(missing: {', '.join(missing)}): pip install 'mfif[dask]'")
