@@ -57,6 +57,34 @@ def test_tiled_equals_untiled(tmp_path, photo, method):
     assert np.mean(tiled.decision == whole.decision) > 0.99
 
 
+@pytest.mark.parametrize("method", ["sff-fast", "focus-map"])
+def test_in_memory_frame_cache_equals_the_disk_cache(tmp_path, photo, monkeypatch, method):
+    """A small stack is cached in memory (views instead of file reads, its luminance kept); the
+    fusion is bit for bit the one from the cache on disk, also when tiled."""
+    from mfif import stack
+
+    case = make_case(photo, n_sources=3, rng=np.random.default_rng(5), size=256, radius=(2.5, 5.0))
+    paths = _write_case(tmp_path, case)
+    made = []
+    real = stack.FrameCache
+
+    def spy(*a, **k):
+        made.append(k.get("in_memory", False))
+        return real(*a, **k)
+
+    monkeypatch.setattr(stack, "FrameCache", spy)
+    for tile in (0, 160):
+        mem = fuse_stack(paths, method=method, tile=tile, overlap=48)
+        monkeypatch.setattr(stack, "IN_MEMORY_SHARE", 0.0)
+        disk = fuse_stack(paths, method=method, tile=tile, overlap=48)
+        monkeypatch.setattr(stack, "IN_MEMORY_SHARE", 0.1)
+        assert np.array_equal(mem.fused, disk.fused) and np.array_equal(mem.decision, disk.decision)
+    assert made == [True, False, True, False]
+    # a stack over a tenth of the budget goes to disk: 3 RGB frames of 256 x 256 px are 0.59 MB
+    fuse_stack(paths, method=method, max_memory_mb=5.0, tile=256)
+    assert made[-1] is False
+
+
 def test_16bit_tiff_stack_stays_16bit(tmp_path, photo):
     # give the photo detail below 1/255 so that an 8-bit step anywhere would be visible
     fine = np.clip(photo + np.random.default_rng(1).uniform(0, 1 / 255, photo.shape), 0, 1).astype(np.float32)

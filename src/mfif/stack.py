@@ -9,7 +9,11 @@ The pipeline (each frame is decoded once and never held in memory with all the o
   (``uint8``, ``uint16`` or ``float32``: no 8-bit step for 16-bit stacks), into a raw file
   in a temporary folder; tiles are then read back from it with file reads (not a memory map,
   whose touched pages would count as resident). Resident memory is therefore set by the
-  tile, not by the number of frames.
+  tile, not by the number of frames. A stack whose native bytes are at most a tenth of
+  ``max_memory_mb`` (a pair or a short stack of camera frames: 18 MB for two 3-MP 8-bit RGB
+  frames, plus their luminance for methods that read frames on demand) is kept in memory
+  instead, its bytes taken off the budget the tiles are planned with: tiles and boxes are then
+  views, without a file read per row.
 * **Alignment.** Transforms are estimated by :func:`mfif.align.estimate_transforms` on small
   gray copies of the files (each frame read once for it), and each frame is warped by
   :func:`mfif.align.warp_frame` into the rectangle every frame covers as it enters the cache
@@ -69,20 +73,35 @@ class StackResult:
     info: dict = field(default_factory=dict)
 
 
+#: a stack of at most this share of ``max_memory_mb`` (native bytes) is cached in memory
+IN_MEMORY_SHARE = 0.1
+
+
 class FrameCache:
     """Frames of one stack in a raw file on disk (native dtype), written one frame at a time.
 
     Tiles are read back with ordinary file reads into fresh arrays rather than through a
     memory map: pages of a mapped file count in the process's resident size as soon as they are
     touched, so a mapped cache would grow the resident set to the whole stack; read this way
-    they stay in the kernel's page cache, which the kernel reclaims as needed.
+    they stay in the kernel's page cache, which the kernel reclaims as needed. With
+    ``in_memory`` (a stack small enough that its bytes in memory do not matter) the frames are
+    kept in one array instead and read back as views.
     """
 
-    def __init__(self, n: int, shape: tuple[int, ...], dtype, directory: str | None = None):
+    def __init__(self, n: int, shape: tuple[int, ...], dtype, directory: str | None = None, *,
+                 in_memory: bool = False):
         self.n, self.shape, self.dtype = n, tuple(shape), np.dtype(dtype)
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self.pixel_bytes = self.row_bytes // self.shape[1]
         self.frame_bytes = self.row_bytes * self.shape[0]
+        #: running [min, max] of float frames, for :func:`mfif.api.float_range` over the stack
+        self.lo, self.hi = 0.0, 1.0
+        self.file = None
+        #: ``in_memory``: the frames in one array (``read`` then returns views), no file
+        self.memory = np.empty((n,) + self.shape, self.dtype) if in_memory else None
+        if in_memory:
+            self.dir, self.path = "", "(in memory)"
+            return
         self.dir = directory or tempfile.gettempdir()
         need = self.frame_bytes * n
         try:
@@ -98,8 +117,6 @@ class FrameCache:
         except OSError as exc:
             raise UsageError(f"cannot create the frame cache in {self.dir}: {exc.strerror or exc}") from None
         self.path = f"{self.dir} (unnamed temporary file)"
-        #: running [min, max] of float frames, for :func:`mfif.api.float_range` over the stack
-        self.lo, self.hi = 0.0, 1.0
 
     def write(self, i: int, img: np.ndarray) -> None:
         """Store frame ``i`` (shape and dtype of the cache)."""
@@ -108,6 +125,9 @@ class FrameCache:
             raise ValueError(f"frame {i}: shape {a.shape}, cache {self.shape}")
         if a.dtype.kind == "f" and a.size:
             self.lo, self.hi = min(self.lo, float(a.min())), max(self.hi, float(a.max()))
+        if self.memory is not None:
+            self.memory[i] = a
+            return
         buf = memoryview(a.reshape(-1).view(np.uint8))
         self.file.seek(i * self.frame_bytes)
         try:
@@ -117,7 +137,10 @@ class FrameCache:
             raise UsageError(f"cannot write the frame cache in {self.dir}: {exc.strerror or exc}") from None
 
     def read(self, i: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Rows ``y0:y1``, columns ``x0:x1`` of frame ``i`` as a new array."""
+        """Rows ``y0:y1``, columns ``x0:x1`` of frame ``i``: a new array, or a view of the
+        in-memory cache (the caller must not modify it)."""
+        if self.memory is not None:
+            return self.memory[i, y0:y1, x0:x1]
         out = np.empty((y1 - y0, x1 - x0) + self.shape[2:], self.dtype)
         rows = out.reshape(y1 - y0, -1).view(np.uint8)
         base = i * self.frame_bytes + x0 * self.pixel_bytes
@@ -137,7 +160,9 @@ class FrameCache:
             buf = buf[k:]
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
+        self.memory = None
 
     def __enter__(self):
         return self
@@ -149,11 +174,14 @@ class FrameCache:
 class CacheFrames(FrameSource):
     """One tile of the frame cache as a :class:`mfif.frames.FrameSource`: frames and boxes are
     read from disk when asked for and converted as :func:`mfif.api.fuse` converts sources
-    (float32 in [0, 1], alpha dropped; float stacks mapped from ``value_range``)."""
+    (float32 in [0, 1], alpha dropped; float stacks mapped from ``value_range``). Over an
+    in-memory cache each frame's luminance is kept once computed (the network pass makes it;
+    the boxes around boundaries take views of it)."""
 
     def __init__(self, cache: FrameCache, box: tuple[int, int, int, int], value_range: tuple[float, float] | None):
         self.cache, self.box = cache, box
         self.n = cache.n
+        self._grays: list | None = [None] * cache.n if cache.memory is not None else None
         y0, y1, x0, x1 = box
         chans = cache.shape[2:]
         c = chans[0] if chans else 0
@@ -171,6 +199,23 @@ class CacheFrames(FrameSource):
 
     def frame(self, k: int) -> np.ndarray:
         return self.crop(k, 0, self.shape[0], 0, self.shape[1])
+
+    def gray(self, k: int) -> np.ndarray:
+        if self._grays is None:
+            return super().gray(k)
+        if self._grays[k] is None:
+            self._grays[k] = super().gray(k)
+        return self._grays[k]
+
+    def gray_crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        if self._grays is None or self._grays[k] is None:
+            return super().gray_crop(k, y0, y1, x0, x1)
+        return self._grays[k][y0:y1, x0:x1]
+
+    def crop_and_gray(self, k: int, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._grays is None or self._grays[k] is None:
+            return super().crop_and_gray(k, y0, y1, x0, x1)
+        return self.crop(k, y0, y1, x0, x1), self._grays[k][y0:y1, x0:x1]
 
 
 def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METHOD, params: dict | None = None,
@@ -260,18 +305,24 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     h, w = box[3] - box[1], box[2] - box[0]
     out_shape = (h, w) + tuple(frames.shape[2:])
     dtype = frames.dtype
-    with FrameCache(n, out_shape, dtype, cache_dir) as cache:
+    # in memory: the frames in their dtype and, for methods that read frames on demand, one
+    # float32 luminance per frame
+    stack_mb = n * h * w * ((out_shape[2] if len(out_shape) == 3 else 1) * dtype.itemsize
+                            + (4 if m.frames_target else 0)) / 1e6
+    in_memory = stack_mb <= IN_MEMORY_SHARE * max_memory_mb
+    with FrameCache(n, out_shape, dtype, cache_dir, in_memory=in_memory) as cache:
         _fill_cache(cache, frames, transforms, box, on_frame, prog)
         t_read = time.perf_counter() - t_start
         # everything known of the method comes from its registry entry: halo, memory, area options
-        plan = plan_tiles(m, opts, n, h, w, max_memory_mb=max_memory_mb, tile=tile, overlap=overlap,
+        budget = max_memory_mb - (stack_mb if in_memory else 0.0)
+        plan = plan_tiles(m, opts, n, h, w, max_memory_mb=budget, tile=tile, overlap=overlap,
                           channels=out_shape[2] if len(out_shape) == 3 else 1, itemsize=dtype.itemsize,
                           frames=bool(m.frames_target))
         if plan.fitted:
             params.update(plan.fitted)
             log(f"memory budget {max_memory_mb:g} MB: inner pass with "
                 + ", ".join(f"{k}={v}" for k, v in plan.fitted.items()))
-        if plan.need_mb > max_memory_mb:
+        if plan.need_mb > budget:
             log(f"memory budget {max_memory_mb:g} MB: {'the smallest tile' if not tile else 'this tile'} "
                 f"({plan.tile} px) needs about {plan.need_mb:.0f} MB with {method} and {n} frames")
         acc, wsum, decision, maps, n_tiles = _fuse_tiles(cache, m, params, plan, want_maps=want_maps, prog=prog)
