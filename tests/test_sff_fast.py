@@ -12,6 +12,7 @@ from mfif.band import band_boxes, band_refine_blend, select_sources
 from mfif.blend import softmax_weights, weighted_blend
 from mfif.consistency import decision_weights, noise_sigma, refine_boundaries
 from mfif.errors import UsageError
+from mfif.io import to_gray
 from mfif.sff.fast_runtime import HALO, STRIDE, default_fast_weights, load_scorer
 from mfif.stream import StackStream
 from mfif.synth import make_case
@@ -32,6 +33,16 @@ def case():
     return make_case(_photo(rng, 192, 224), n_sources=2, rng=rng, radius=(3.0, 3.0))
 
 
+def _shipped_net(torch):
+    """The shipped network in PyTorch, built from its model card's architecture."""
+    from mfif.sff.fast_model import from_card
+
+    card = json.loads(default_fast_weights().with_suffix(".json").read_text())
+    net = from_card(card).eval()
+    net.load_state_dict(torch.load(default_fast_weights(), map_location="cpu", weights_only=True))
+    return net
+
+
 # -- the network -------------------------------------------------------------------------------
 def test_shipped_card_names_both_files_and_their_hashes():
     from mfif.sff.weights import sha256_file
@@ -50,10 +61,7 @@ def test_dense_pass_equals_the_patch_classifier():
     """A cell's score from a whole-image pass equals the score of a patch around it that
     holds the receptive field: the dense pass is the patch classifier slid over the image."""
     torch = pytest.importorskip("torch")
-    from mfif.sff.fast_model import FastFocusNet
-
-    net = FastFocusNet().eval()
-    net.load_state_dict(torch.load(default_fast_weights(), map_location="cpu", weights_only=True))
+    net = _shipped_net(torch)
     rng = np.random.default_rng(0)
     img = torch.from_numpy(_photo(rng, 448, 512))[None, None]
     with torch.inference_mode():
@@ -68,10 +76,7 @@ def test_dense_pass_equals_the_patch_classifier():
 @pytest.mark.slow
 def test_onnx_runtime_equals_pytorch():
     torch = pytest.importorskip("torch")
-    from mfif.sff.fast_model import FastFocusNet
-
-    net = FastFocusNet().eval()
-    net.load_state_dict(torch.load(default_fast_weights(), map_location="cpu", weights_only=True))
+    net = _shipped_net(torch)
     rng = np.random.default_rng(1)
     for h, w in [(96, 128), (203, 150)]:
         g = _photo(rng, h, w)
@@ -82,6 +87,26 @@ def test_onnx_runtime_equals_pytorch():
             ref = net(torch.from_numpy(pad_to_grid(g))[None, None])[0, 0].numpy()
         assert got.shape == (-(-h // 4), -(-w // 4))
         assert np.abs(got - ref).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_fine_stride_two_samples_the_stride_one_responses():
+    """With ``fine_stride=2`` the full-resolution filters are the stride-1 responses on every
+    second row and column, averaged over each cell's 4 remaining positions."""
+    torch = pytest.importorskip("torch")
+    from mfif.sff.fast_model import FastFocusNet
+
+    torch.manual_seed(0)
+    one, two = FastFocusNet(fine_stride=1).eval(), FastFocusNet(fine_stride=2).eval()
+    two.load_state_dict(one.state_dict())
+    x = torch.rand(1, 1, 64, 48)
+    with torch.inference_mode():
+        resp = torch.abs(one.fine((x - 0.5) * 4.0))[..., ::2, ::2]
+        by_hand = torch.log(torch.nn.functional.avg_pool2d(resp, 2) + 1e-2)
+        got = two.energies(x)[:, :one.bands]
+        assert torch.allclose(got, by_hand, atol=1e-6)
+        assert torch.allclose(two.energies(x)[:, one.bands:], one.energies(x)[:, one.bands:])
+    assert two.mac_per_pixel() == pytest.approx(one.mac_per_pixel() - 25 * one.bands * 3 / 4)
 
 
 def test_strips_equal_one_pass():
@@ -232,6 +257,43 @@ def test_band_stages_equal_the_whole_image_stages(case):
         assert (d == ref_d).all()
         assert np.abs(w - ref_w).max() < 5e-5  # float rounding of the guided filter's box sums
         assert np.abs(f - weighted_blend(srcs, ref_w)).max() < 5e-5
+
+
+def test_band_stages_with_boundaries_almost_everywhere():
+    """Boundaries in most of the image switch the band to 512-px boxes, with the chosen source
+    selected only in the boxes without a boundary; the result is still the whole-image one."""
+    import cv2
+
+    rng = np.random.default_rng(11)
+    h, w = 600, 1600
+    a, b = _photo(rng, h, w), _photo(rng, h, w)
+    srcs = [np.dstack([a, a * 0.9, a * 0.7]), np.dstack([b, b * 0.8, b * 0.9])]
+    blobs = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 5) > 0.5
+    decision = np.ones((h, w), np.int16)
+    decision[:, :1000] = blobs[:, :1000]  # boundaries up to x = 1000, frame 1 alone beyond
+    reach = 2 * 2 + 2 + 8  # the guided filter's reach and the band
+    assert len(band_boxes(decision, reach=reach, box=128)) * 128 ** 2 > 0.5 * h * w
+    grays = [to_gray(s) for s in srcs]
+    d, wts, f = band_refine_blend(decision, srcs, band=8.0, window=5, noise_k=2.0, gf_radius=2, gf_eps=1e-3,
+                                  noise_pixels=None)  # the noise of whole frames, as refine_boundaries
+    ref_d = refine_boundaries(decision, grays, band=8.0, window=5, min_area=0, noise_k=2.0)
+    ref_w = decision_weights(ref_d, grays, radius=2, eps=1e-3)
+    assert (d == ref_d).all()
+    assert np.abs(wts - ref_w).max() < 5e-5
+    assert np.abs(f - weighted_blend(srcs, ref_w)).max() < 5e-5
+    assert (f[:, 1024:] == srcs[1][:, 1024:]).all()  # the boxes without a boundary: selected
+
+
+def test_near_boundary_is_the_distance_threshold():
+    import cv2
+
+    from mfif.consistency import boundary_distance, near_boundary
+
+    rng = np.random.default_rng(3)
+    d = (cv2.GaussianBlur(rng.random((120, 150)).astype(np.float32), (0, 0), 4) > 0.5).astype(np.int16)
+    for r in (0.0, 1.0, 2.5, 8.0, 11.3):
+        assert (near_boundary(d, r) == (boundary_distance(d) <= r)).all()
+    assert not near_boundary(np.ones((9, 9), np.int16), 5.0).any()
 
 
 def test_band_boxes_and_selection():

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .consistency import best_margin, boundary_distance, central_box, guided_filter, noise_sigma, normalize_weights
+from .consistency import best_margin, central_box, guided_filter, near_boundary, noise_sigma, normalize_weights
 from .decision import argmax_decision, label_boundary
 from .focus import sml
 from .frames import as_frames
@@ -54,26 +54,37 @@ def band_boxes(decision: np.ndarray, *, reach: int, box: int = 128) -> list[tupl
     return [(i * box, min(h, (i + 1) * box), j * box, min(w, (j + 1) * box)) for i, j in zip(*np.nonzero(hit))]
 
 
-def select_sources(frames, decision: np.ndarray) -> np.ndarray:
+def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """The hard-decision image: frame ``decision[y, x]`` at every pixel (float32, a new array).
 
-    ``frames`` is a :class:`mfif.frames.FrameSource` or a sequence of arrays. Each frame is
-    read once and copied only where it is chosen (flat indices), so the cost is one image's
-    worth of copying whatever the number of frames.
+    ``frames`` is a :class:`mfif.frames.FrameSource` or a sequence of arrays. With ``box``
+    ``(y0, y1, x0, x1)``, ``decision`` is the map of that box and only that box of the frames
+    is read. Each frame present in ``decision`` is read once and copied only where it is chosen
+    (flat indices), so the cost is one image's worth of copying whatever the number of frames.
     """
     frames = as_frames(frames)
-    if frames.n == 2:
+    y0, y1, x0, x1 = box if box is not None else (0, frames.shape[0], 0, frames.shape[1])
+
+    def read(k):
+        return frames.crop(k, y0, y1, x0, x1) if box is not None else frames.frame(k)
+
+    labels = np.flatnonzero(np.bincount(decision.ravel(), minlength=1))
+    if labels.size == 2 and frames.n == 2:
         pick = decision == 1
-        a, b = frames.frame(0), frames.frame(1)
+        a, b = read(0), read(1)
         return np.where(pick[..., None] if a.ndim == 3 else pick, b, a).astype(np.float32, copy=False)
-    out = np.array(frames.frame(0), dtype=np.float32, copy=True)
+    out = np.array(read(int(labels[0])), dtype=np.float32, copy=True)
     flat = out.reshape(decision.size, -1)
     d = decision.ravel()
-    for k in range(1, frames.n):
+    for k in labels[1:]:
         idx = np.flatnonzero(d == k)
-        if idx.size:
-            flat[idx] = np.asarray(frames.frame(k)).reshape(decision.size, -1)[idx]
+        flat[idx] = np.asarray(read(int(k))).reshape(decision.size, -1)[idx]
     return out
+
+
+def _cells(h: int, w: int, box: int) -> list[tuple[int, int, int, int]]:
+    """Every box of the ``box``-px grid :func:`band_boxes` uses, in its order."""
+    return [(y, min(h, y + box), x, min(w, x + box)) for y in range(0, h, box) for x in range(0, w, box)]
 
 
 def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, radius: int,
@@ -95,7 +106,8 @@ def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, ra
         np.copyto(guide, grays[k], where=dec == k)
     if labels.size == 2:
         a, b = labels
-        w = np.clip(guided_filter(guide, (dec == a).astype(np.float32), radius=radius, eps=eps), 0.0, 1.0)
+        w = guided_filter(guide, (dec == a).astype(np.float32), radius=radius, eps=eps)
+        np.clip(w, 0.0, 1.0, out=w)
         out[a], out[b] = w, 1.0 - w
         return out
     filtered = np.stack([guided_filter(guide, (dec == k).astype(np.float32), radius=radius, eps=eps) for k in labels])
@@ -146,21 +158,26 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     pad = gf_reach + (int(np.ceil(band)) + window // 2 + 2 if band > 0 else 0)
     boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
     h, w = decision.shape
-    if box < 512 and sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w:
+    dense = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w
+    if box < 512 and dense:
         # boundaries everywhere: boxes of 512 px pay less for their margins and per-box work, and
         # still hold only a box of each frame at a time
-        boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=512)
+        box = 512
+        boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
     refined = decision.copy()
-    whole = boxes == [(0, h, 0, w)]  # every pixel is recomputed below: nothing to select first
-    weights = None
-    if keep_weights:
-        weights = np.zeros((n, h, w), np.float32)
-        for k in range(n if not whole else 0):
-            weights[k][decision == k] = 1.0
-    if whole:
-        fused = np.empty(frames.shape, np.float32)
-    else:
-        fused = select_sources(frames, decision)
+    weights = np.zeros((n, h, w), np.float32) if keep_weights else None
+    # away from the band the fused image is the chosen source: selected whole when the band is
+    # sparse, else only in the grid boxes outside it (the band's boxes are all computed below)
+    inside = set(boxes)
+    outside = [c for c in _cells(h, w, box) if c not in inside] if dense else [(0, h, 0, w)]
+    fused = np.empty(frames.shape, np.float32) if dense else select_sources(frames, decision)
+    for y0, y1, x0, x1 in outside:
+        dec = decision[y0:y1, x0:x1]
+        if dense:
+            fused[y0:y1, x0:x1] = select_sources(frames, dec, box=(y0, y1, x0, x1))
+        if weights is not None:
+            for k in np.flatnonzero(np.bincount(dec.ravel())):
+                weights[k, y0:y1, x0:x1][dec == k] = 1.0
     if not boxes:
         return refined, weights, fused
     sigma = 0.0
@@ -174,7 +191,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         boxed = {int(k): frames.crop_and_gray(int(k), a0, a1, b0, b1) for k in labels}  # each box read once
         g = {k: gray for k, (_, gray) in boxed.items()}
         if band > 0 and labels.size > 1:
-            near = boundary_distance(dec) <= band
+            near = near_boundary(dec, band)
             if near.any():
                 # the frames that meet here compete (all of them, for two frames)
                 fine_scores = np.stack([sml(g[int(k)], window=window) for k in labels])
@@ -189,10 +206,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         refined[y0:y1, x0:x1] = dec[cy, cx]
         wt = _box_weights(dec, g, labels, n, radius=r, eps=gf_eps)[:, cy, cx]
         if weights is not None:
-            if whole:
-                weights = wt
-            else:
-                weights[:, y0:y1, x0:x1] = wt
+            weights[:, y0:y1, x0:x1] = wt
         crops = {k: c[cy, cx] for k, (c, _) in boxed.items()}
         if labels.size == 2:  # a + w_b (b - a): one pass less than the weighted sum
             ka, kb = int(labels[0]), int(labels[1])

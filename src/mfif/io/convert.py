@@ -45,5 +45,8 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         return img.astype(np.float32, copy=False)
     rgb = img[..., :3].astype(np.float32, copy=False)
-    r, g, b = GRAY_WEIGHTS
-    return (r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]).astype(np.float32)
+    # one pass over the pixels (a matrix-vector product), the float32 sum r*R + g*G + b*B
+    return np.ascontiguousarray(rgb @ _GRAY_VECTOR, dtype=np.float32)
+
+
+_GRAY_VECTOR = np.array(GRAY_WEIGHTS, np.float32)

@@ -144,8 +144,9 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
 
     The decision path reads each frame twice (the network pass, the chosen pixels) and boxes of
     the frames that meet at a boundary, so an engine can keep one frame in memory at a time.
-    With ``keep_maps=False`` the ``NxHxW`` score and weight maps of more than two frames are
-    not made (``scores`` and ``weights`` are None); the fused image and decision are the same.
+    With ``keep_maps=False`` the ``NxHxW`` weight maps and, for more than two frames, the
+    ``NxHxW`` score maps are not made (``weights`` and those ``scores`` are None); the fused
+    image and decision are the same.
     ``blend="soft"`` and ``seam="laplacian"`` read every frame into memory.
     """
     n = frames.n
@@ -216,12 +217,12 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     # steps 3b-4 only in the band around the boundaries
     decision, weights_maps, fused = band_refine_blend(decision, frames, band=refine_band, window=refine_window,
                                                       noise_k=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps,
-                                                      keep_weights=keep_maps or n == 2)
+                                                      keep_weights=keep_maps)
     timings["consistency_and_blend"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if seam == "laplacian":
         fused = seam_blend(fused, [frames.frame(k) for k in range(n)], decision, width=seam_width)
-    fused = np.clip(fused, 0.0, 1.0)
+    fused = np.clip(fused, 0.0, 1.0, out=fused)
     timings["fusion"] = time.perf_counter() - t0
     return FusionResult(fused=fused, method="sff-fast", decision=decision, weights=weights_maps, scores=scores,
                         maps={"initial_decision": initial}, info={"timings": timings, **info})
