@@ -53,9 +53,11 @@ train: $(STAMP)
 # src/mfif/data/sff_fast.{pt,onnx,json}.
 FAST_TRAIN = --arch sff-fast --batch 16 --epoch-pairs 4096 --val-pairs 1024 --threads 1 --noise 0.02 --jpeg 60 --brightness 0.05
 train-fast: $(STAMP)
-	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-1 $(FAST_TRAIN) --lr 5e-4 --epochs 2 --seed 0
-	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-2 $(FAST_TRAIN) --lr 1e-4 --epochs 100 --patience 6 \
-		--max-minutes 25 --seed 0 --init runs/sff-fast-1/best.pt
+	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-1 $(FAST_TRAIN) --fine-stride 1 --lr 5e-4 --epochs 2 --seed 0
+	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-2 $(FAST_TRAIN) --fine-stride 1 --lr 1e-4 --epochs 100 \
+		--patience 6 --max-minutes 25 --seed 0 --init runs/sff-fast-1/best.pt
+	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-3 $(FAST_TRAIN) --fine-stride 2 --lr 1e-4 --epochs 100 \
+		--patience 6 --max-minutes 20 --seed 0 --init runs/sff-fast-2/best.pt
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info src/*.egg-info

@@ -18,6 +18,9 @@ def register(sub):
     p.add_argument("--arch", choices=("sff", "sff-fast"), default="sff",
                    help="sff: the paper's dual-stream classifier on 22x22 patch pairs (default); sff-fast: mfif's "
                         "light per-frame scorer on 128x128 crops with dense labels, also exported to ONNX")
+    p.add_argument("--fine-stride", type=int, choices=(1, 2), default=2,
+                   help="sff-fast: stride of its full-resolution filters (2, the shipped network: every second row "
+                        "and column, a quarter of their cost; 1: every pixel)")
     p.add_argument("--lr", type=number_arg(lo=0, lo_open=True), default=1e-4, help="Adam learning rate (default 1e-4)")
     p.add_argument("--batch", type=number_arg(lo=1, integer=True), default=32, help="mini-batch size (default 32)")
     p.add_argument("--epochs", type=number_arg(lo=1, integer=True), default=100, help="maximum epochs (default 100)")
@@ -60,7 +63,8 @@ def run(args) -> int:
                       patience=args.patience, epoch_pairs=args.epoch_pairs, val_pairs=args.val_pairs,
                       val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
                       threads=args.threads, resume=args.resume, limit_photos=args.limit_photos,
-                      sampler_options=options, init=args.init, arch=args.arch)
+                      sampler_options=options, init=args.init, arch=args.arch,
+                      fine_stride=args.fine_stride)
     train(cfg, progress=not args.quiet and sys.stderr.isatty(),
           log=(lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr)))
     return 0

@@ -14,11 +14,14 @@ Gray input, mapped to ``(x - 0.5) * 4``:
 
 1. **Band energies at full and half resolution.** A learned 5x5 convolution with ``bands``
    filters (no bias) on the frame, and another on the frame averaged 2x2; the absolute
-   responses are averaged over 4x4 (full) and 2x2 (half) cells, and log-compressed,
-   ``log(e + 0.01)`` (the floor bounds the gradient on flat areas). Both give ``bands`` maps
-   on a 4-px grid. Defocus lowers the energy in fine bands more than in coarse ones, and the
-   log turns the contrast of the content into an offset that cancels in the difference of two
-   frames' scores.
+   responses are averaged over each 4x4 cell, and log-compressed, ``log(e + 0.01)`` (the floor
+   bounds the gradient on flat areas). Both give ``bands`` maps on a 4-px grid. Defocus lowers
+   the energy in fine bands more than in coarse ones, and the log turns the contrast of the
+   content into an offset that cancels in the difference of two frames' scores. With
+   ``fine_stride=2`` (the shipped network) the full-resolution filters are evaluated on every
+   second row and column only: each filter still sees every pixel of its 5x5 support, and the
+   cell's mean absolute response is estimated from 4 of its 16 positions, at a quarter of the
+   cost of the stage that dominated the run time.
 2. **Context at the 4-px grid.** Four 3x3 convolutions with ReLU, dilated 1, 2, 4 and 8, of
    ``width`` maps, then a 1x1 convolution to one score. The receptive field is about 140 px,
    so flat areas borrow evidence from textured surroundings and a defocused foreground's
@@ -61,12 +64,16 @@ class FastFocusNet(nn.Module):
         Learned band-pass filters per scale.
     width : int
         Feature maps of the context layers.
+    fine_stride : {1, 2}
+        Stride of the full-resolution filters (2: evaluated on every second row and column).
     """
 
-    def __init__(self, bands: int = 8, width: int = 24):
+    def __init__(self, bands: int = 8, width: int = 24, fine_stride: int = 1):
         super().__init__()
-        self.bands, self.width = int(bands), int(width)
-        self.fine = nn.Conv2d(1, bands, 5, padding=2, bias=False)
+        if fine_stride not in (1, 2):
+            raise ValueError(f"fine_stride must be 1 or 2, got {fine_stride}")
+        self.bands, self.width, self.fine_stride = int(bands), int(width), int(fine_stride)
+        self.fine = nn.Conv2d(1, bands, 5, padding=2, stride=self.fine_stride, bias=False)
         self.coarse = nn.Conv2d(1, bands, 5, padding=2, bias=False)
         layers: list[nn.Module] = []
         c = 2 * bands
@@ -79,7 +86,7 @@ class FastFocusNet(nn.Module):
     def energies(self, x: torch.Tensor) -> torch.Tensor:
         """Log band energies ``(B, 2*bands, H/4, W/4)``."""
         x = (x - 0.5) * 4.0
-        fine = nn.functional.avg_pool2d(torch.abs(self.fine(x)), 4)
+        fine = nn.functional.avg_pool2d(torch.abs(self.fine(x)), STRIDE // self.fine_stride)
         half = nn.functional.avg_pool2d(x, 2)
         coarse = nn.functional.avg_pool2d(torch.abs(self.coarse(half)), 2)
         return torch.log(torch.cat([fine, coarse], 1) + 1e-2)
@@ -90,9 +97,16 @@ class FastFocusNet(nn.Module):
     def mac_per_pixel(self) -> float:
         """Multiply-accumulates per input pixel of one forward pass."""
         b, w = self.bands, self.width
-        full = 25 * b + 25 * b / 4
+        full = 25 * b / self.fine_stride ** 2 + 25 * b / 4
         grid = 9 * 2 * b * w + 3 * 9 * w * w + w
         return full + grid / 16
+
+
+def from_card(card: dict) -> FastFocusNet:
+    """An untrained :class:`FastFocusNet` of the architecture a model card describes."""
+    arch = card.get("architecture", {})
+    return FastFocusNet(bands=int(arch.get("bands", 8)), width=int(arch.get("width", 24)),
+                        fine_stride=int(arch.get("fine_stride", 1)))
 
 
 def export_onnx(net: FastFocusNet, path) -> None:

@@ -132,10 +132,9 @@ def _torch_runner(weights: Path, card: dict, device: str, threads: int):
     resolve_device(device)  # PyTorch installed and the device there, or a one-line error
     import torch
 
-    from .fast_model import FastFocusNet
+    from .fast_model import from_card
 
-    arch = card.get("architecture", {})
-    net = FastFocusNet(bands=int(arch.get("bands", 8)), width=int(arch.get("width", 24)))
+    net = from_card(card)
     try:
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except Exception as exc:

@@ -60,6 +60,7 @@ class TrainConfig:
     sampler_options: dict = field(default_factory=dict)
     init: str = ""  # weights (with model card) to start from; "" = random initialisation
     arch: str = "sff"  # "sff" (the paper's network) or "sff-fast" (mfif's light per-frame scorer)
+    fine_stride: int = 2  # sff-fast: stride of its full-resolution filters
 
 
 def _photo_split(names: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -79,17 +80,17 @@ def _batches(sampler, batch: int, n_pairs: int):
 class _Arch:
     """What differs between the two networks' training: the network, its data and its pair logit."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, fine_stride: int = 2):
         if name not in ("sff", "sff-fast"):
             raise UsageError(f"--arch {name!r}: must be sff or sff-fast")
-        self.name = name
+        self.name, self.fine_stride = name, int(fine_stride)
 
     def net(self) -> nn.Module:
         if self.name == "sff":
             return SFFNet()
         from .fast_model import FastFocusNet
 
-        return FastFocusNet()
+        return FastFocusNet(fine_stride=self.fine_stride)
 
     def sampler(self, photos, *, seed: int, options: dict):
         if self.name == "sff":
@@ -114,7 +115,7 @@ class _Arch:
 
         return ("sff-fast per-frame focus scorer (mfif)",
                 {"name": "FastFocusNet", "bands": net.bands, "width": net.width, "dilations": list(DILATIONS),
-                 "stride": STRIDE, "output": "sigmoid(s(A) - s(B))", "parameters": params,
+                 "stride": STRIDE, "fine_stride": net.fine_stride, "output": "sigmoid(s(A) - s(B))", "parameters": params,
                  "mac_per_pixel": net.mac_per_pixel()}, "mfif.synth.DenseSampler")
 
 
@@ -203,7 +204,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
     train_photos = [photos[i] for i in tr_idx]
     val_photos = [photos[i] for i in va_idx]
     log(f"training photos: {len(train_photos)}, validation photos: {len(val_photos)}")
-    arch = _Arch(cfg.arch)
+    arch = _Arch(cfg.arch, cfg.fine_stride)
     val_sampler = arch.sampler(val_photos, seed=10_000 + cfg.seed, options=cfg.sampler_options)
     va = [val_sampler.sample(cfg.val_pairs)]
     val = tuple(np.concatenate([v[i] for v in va]) for i in range(3))
@@ -327,7 +328,8 @@ def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
     """The ``mfif train`` command line that reproduces this run (options that differ from defaults)."""
     parts = [f"mfif train {photos_dir} --out {out} --batch {cfg.batch} --seed {cfg.seed}"]
     if cfg.arch != "sff":
-        parts.append(f"--arch {cfg.arch} --lr {cfg.lr:g} --epoch-pairs {cfg.epoch_pairs} --val-pairs {cfg.val_pairs}")
+        parts.append(f"--arch {cfg.arch} --fine-stride {cfg.fine_stride} --lr {cfg.lr:g} --epoch-pairs {cfg.epoch_pairs} "
+                     f"--val-pairs {cfg.val_pairs}")
     if cfg.max_minutes:
         parts.append(f"--max-minutes {cfg.max_minutes:g}")
     if cfg.init:
