@@ -68,7 +68,7 @@ def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, in
     def read(k):
         return frames.crop(k, y0, y1, x0, x1) if box is not None else frames.frame(k)
 
-    labels = np.flatnonzero(np.bincount(decision.ravel(), minlength=1))
+    labels = _labels(decision)
     if labels.size == 2 and frames.n == 2:
         pick = decision == 1
         a, b = read(0), read(1)
@@ -80,6 +80,14 @@ def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, in
         idx = np.flatnonzero(d == k)
         flat[idx] = np.asarray(read(int(k))).reshape(decision.size, -1)[idx]
     return out
+
+
+def _labels(dec: np.ndarray) -> np.ndarray:
+    """The labels (frame indices >= 0) present in a decision box, sorted."""
+    lo, hi = int(dec.min()), int(dec.max())
+    if hi - lo <= 1:  # one or two adjacent labels: both ends are present
+        return np.arange(lo, hi + 1)
+    return lo + np.flatnonzero(np.bincount(dec.ravel() - lo))
 
 
 def _cells(h: int, w: int, box: int) -> list[tuple[int, int, int, int]]:
@@ -101,15 +109,17 @@ def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, ra
         for k in labels:
             out[k][dec == k] = 1.0
         return out
-    guide = np.array(grays[labels[0]], dtype=np.float32, copy=True)
-    for k in labels[1:]:
-        np.copyto(guide, grays[k], where=dec == k)
     if labels.size == 2:
         a, b = labels
-        w = guided_filter(guide, (dec == a).astype(np.float32), radius=radius, eps=eps)
+        is_a = dec == a
+        guide = np.where(is_a, grays[a], grays[b]).astype(np.float32, copy=False)
+        w = guided_filter(guide, is_a.astype(np.float32), radius=radius, eps=eps)
         np.clip(w, 0.0, 1.0, out=w)
         out[a], out[b] = w, 1.0 - w
         return out
+    guide = np.array(grays[labels[0]], dtype=np.float32, copy=True)
+    for k in labels[1:]:
+        np.copyto(guide, grays[k], where=dec == k)
     filtered = np.stack([guided_filter(guide, (dec == k).astype(np.float32), radius=radius, eps=eps) for k in labels])
     out[labels] = normalize_weights(filtered)
     return out
@@ -176,7 +186,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         if dense:
             fused[y0:y1, x0:x1] = select_sources(frames, dec, box=(y0, y1, x0, x1))
         if weights is not None:
-            for k in np.flatnonzero(np.bincount(dec.ravel())):
+            for k in _labels(dec):
                 weights[k, y0:y1, x0:x1][dec == k] = 1.0
     if not boxes:
         return refined, weights, fused
@@ -187,7 +197,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     for y0, y1, x0, x1 in boxes:
         a0, a1, b0, b1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         dec = decision[a0:a1, b0:b1]
-        labels = np.flatnonzero(np.bincount(dec.ravel()))  # the frames present (indices >= 0), sorted
+        labels = _labels(dec)
         boxed = {int(k): frames.crop_and_gray(int(k), a0, a1, b0, b1) for k in labels}  # each box read once
         g = {k: gray for k, (_, gray) in boxed.items()}
         if band > 0 and labels.size > 1:
@@ -208,16 +218,15 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         if weights is not None:
             weights[:, y0:y1, x0:x1] = wt
         crops = {k: c[cy, cx] for k, (c, _) in boxed.items()}
+        acc = fused[y0:y1, x0:x1]  # computed in place
         if labels.size == 2:  # a + w_b (b - a): one pass less than the weighted sum
             ka, kb = int(labels[0]), int(labels[1])
-            wb = wt[kb][..., None] if crops[ka].ndim == 3 else wt[kb]
-            acc = crops[kb] - crops[ka]
-            acc *= wb
+            np.subtract(crops[kb], crops[ka], out=acc)
+            acc *= wt[kb][..., None] if acc.ndim == 3 else wt[kb]
             acc += crops[ka]
         else:
-            acc = np.zeros(fused[y0:y1, x0:x1].shape, np.float32)
+            acc[...] = 0.0
             for k in labels:
                 wk = wt[k]
                 acc += crops[int(k)] * (wk[..., None] if acc.ndim == 3 else wk)
-        fused[y0:y1, x0:x1] = acc
     return refined, weights, fused

@@ -31,7 +31,9 @@ def modified_laplacian(gray: np.ndarray, *, step: int = 1) -> np.ndarray:
     k[0, 0], k[0, s], k[0, -1] = -1.0, 2.0, -1.0
     dx = cv2.filter2D(g, cv2.CV_32F, k, borderType=cv2.BORDER_REPLICATE)
     dy = cv2.filter2D(g, cv2.CV_32F, k.T, borderType=cv2.BORDER_REPLICATE)
-    return np.abs(dx) + np.abs(dy)
+    np.abs(dx, out=dx)
+    dx += np.abs(dy, out=dy)
+    return dx
 
 
 def sml(gray: np.ndarray, *, window: int = 7, step: int = 1) -> np.ndarray:
