@@ -227,17 +227,19 @@ def bench_runtime(args) -> None:
     for mod in ("onnxruntime", "cv2", "torch"):
         imports[mod] = statistics.median(timed([sys.executable, "-c", f"import {mod}"])[0]
                                          - timed([sys.executable, "-c", "pass"])[0] for _ in range(args.repeat))
+    import json
+
     import cv2
     import onnxruntime as ort
     import torch
 
-    from mfif.sff.fast_model import FastFocusNet
+    from mfif.sff.fast_model import from_card
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = os.cpu_count() or 1
     sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
     dnn = cv2.dnn.readNetFromONNX(onnx)
-    net = FastFocusNet().eval()
+    net = from_card(json.loads(pt.with_suffix(".json").read_text())).eval()
     net.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
 
     def run_dnn():
