@@ -30,7 +30,8 @@ def threshold_decision(prob_a: np.ndarray, *, threshold: float = 0.5) -> np.ndar
 
     Returns an ``HxW`` int16 map: 0 where ``prob_a >= threshold`` (take A), else 1 (take B).
     """
-    return np.where(np.asarray(prob_a) >= threshold, 0, 1).astype(np.int16)
+    # "not >=", so that NaN takes B as np.where(p >= t, 0, 1) would, without its int64 array
+    return np.logical_not(np.asarray(prob_a) >= threshold).astype(np.int16)
 
 
 def label_boundary(labels: np.ndarray) -> np.ndarray:

@@ -22,10 +22,12 @@ def to_float(img: np.ndarray) -> np.ndarray:
 def from_float(img: np.ndarray, dtype=np.uint8) -> np.ndarray:
     """Convert a float image in [0, 1] to ``dtype`` with clipping and rounding."""
     dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(img * 65535.0), 0, 65535).astype(np.uint16)
+    if dtype in (np.uint8, np.uint16):
+        top = 255.0 if dtype == np.uint8 else 65535.0
+        x = np.multiply(img, top)  # one temporary, rounded and clipped in place
+        np.rint(x, out=x)
+        np.clip(x, 0, top, out=x)
+        return x.astype(dtype)
     if np.issubdtype(dtype, np.floating):
         return img.astype(dtype)
     raise UsageError(f"unsupported output type {dtype}")
