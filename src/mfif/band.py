@@ -25,6 +25,8 @@ References
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -127,7 +129,7 @@ def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, ra
 
 def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int = 5, noise_k: float = 8.0,
                       gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = 1 << 18,
-                      keep_weights: bool = True):
+                      keep_weights: bool = True, threads: int = 0):
     """Boundary re-decision, guided-filter weights and weighted blend, computed in the band only.
 
     Parameters
@@ -150,6 +152,9 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         (:func:`mfif.consistency.noise_sigma`; None: whole frames), and only if a band exists.
     keep_weights : bool
         Return the ``NxHxW`` weights (False: None, and no such array is made).
+    threads : int
+        Boxes computed at once (0: one per CPU core); each writes only its own pixels, and
+        NumPy and OpenCV release the interpreter lock while they work.
 
     Returns
     -------
@@ -194,7 +199,10 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     if band > 0 and noise_k > 0:
         cb = central_box(h, w, noise_pixels)
         sigma = noise_sigma([frames.gray_crop(k, *cb) for k in range(n)])
-    for y0, y1, x0, x1 in boxes:
+
+    def one(box_: tuple[int, int, int, int]) -> None:
+        """Re-decide, weigh and blend one box; it writes only its own pixels."""
+        y0, y1, x0, x1 = box_
         a0, a1, b0, b1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         dec = decision[a0:a1, b0:b1]
         labels = _labels(dec)
@@ -231,4 +239,12 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
                 wk = wt[k]
                 acc += crops[int(k)] * (wk[..., None] if acc.ndim == 3 else wk)
         fused[y0:y1, x0:x1] = acc
+
+    workers = min(len(boxes), int(threads) or os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, boxes))
+    else:
+        for b in boxes:
+            one(b)
     return refined, weights, fused

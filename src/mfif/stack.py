@@ -42,6 +42,7 @@ import functools
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ class StackResult:
     tile_size: int = 0
     info: dict = field(default_factory=dict)
 
+
+_PREADV = hasattr(os, "preadv")
 
 #: a stack of at most this share of ``max_memory_mb`` (native bytes) is cached in memory
 IN_MEMORY_SHARE = 0.1
@@ -117,6 +120,7 @@ class FrameCache:
         except OSError as exc:
             raise UsageError(f"cannot create the frame cache in {self.dir}: {exc.strerror or exc}") from None
         self.path = f"{self.dir} (unnamed temporary file)"
+        self._lock = threading.Lock()
 
     def write(self, i: int, img: np.ndarray) -> None:
         """Store frame ``i`` (shape and dtype of the cache)."""
@@ -152,12 +156,18 @@ class FrameCache:
         return out
 
     def _read_into(self, buf: memoryview, offset: int) -> None:
-        self.file.seek(offset)
+        # positional reads: threads reading boxes at once do not share a file position
+        fd = self.file.fileno()
         while len(buf):
-            k = self.file.readinto(buf)
+            if _PREADV:
+                k = os.preadv(fd, [buf], offset)
+            else:
+                with self._lock:
+                    self.file.seek(offset)
+                    k = self.file.readinto(buf)
             if not k:
                 raise UsageError(f"frame cache {self.path} is truncated")
-            buf = buf[k:]
+            buf, offset = buf[k:], offset + k
 
     def close(self) -> None:
         if self.file is not None:
@@ -444,5 +454,5 @@ def _assemble(acc: np.ndarray, wsum: np.ndarray | None, out_shape: tuple, dtype)
         if wsum is not None:
             ws = wsum[y:y + band]
             a = a / (ws[..., None] if a.ndim == 3 else ws)
-        fused[y:y + band] = from_float(np.clip(a, 0.0, 1.0), dtype)
+        fused[y:y + band] = from_float(a, dtype)  # which clips
     return fused

@@ -47,7 +47,7 @@ from .fast_runtime import STRIDE, load_scorer
 __all__ = ["fast_scores", "upsample_scores", "fuse_sff_fast", "fuse_sff_fast_frames"]
 
 
-def fast_scores(frames, *, weights: str = "", device: str = "auto", threads: int = 0, tile: float = 2.0,
+def fast_scores(frames, *, weights: str = "", device: str = "auto", threads: int = 0, tile: float = 4.0,
                 progress: Callable | None = None) -> np.ndarray:
     """Step 1 on the 4-px grid: ``(N, ceil(H/4), ceil(W/4))`` float32 scores, one network pass per
     frame, of a :class:`mfif.frames.FrameSource` or a sequence of images (gray or colour; the
@@ -76,7 +76,7 @@ def upsample_scores(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
-                  tile: float = 2.0, blend: str = "decision", temperature: float = 0.25, threshold: float = 0.5,
+                  tile: float = 4.0, blend: str = "decision", temperature: float = 0.25, threshold: float = 0.5,
                   min_region: float = 0.01, keep_confident: float = 0.3, min_region_floor: float = 0.001,
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
@@ -134,7 +134,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
 
 
 def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
-                         threads: int = 0, tile: float = 2.0, blend: str = "decision", temperature: float = 0.25,
+                         threads: int = 0, tile: float = 4.0, blend: str = "decision", temperature: float = 0.25,
                          threshold: float = 0.5, min_region: float = 0.01, keep_confident: float = 0.3,
                          min_region_floor: float = 0.001, refine_band: float = 8.0, refine_window: int = 5,
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
@@ -184,8 +184,10 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     # full resolution: the boundaries of the upsampled scores, and the grid's verdict where
     # small-region removal changed it
     if n == 2:
-        d = upsample_scores(grid[0] - grid[1], (h, w))
-        scores = (1.0 / (1.0 + np.exp(-d)))[None].astype(np.float32)
+        s = np.negative(upsample_scores(grid[0] - grid[1], (h, w)))  # the logistic, in place
+        np.exp(s, out=s)
+        s += 1.0
+        scores = np.divide(1.0, s, out=s)[None]
         initial = threshold_decision(scores[0], threshold=threshold)
         initial = prefer_decision(scores, initial, prefer=prefer, margin=prefer_margin)
     elif keep_maps or prefer != "none":
@@ -217,7 +219,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     # steps 3b-4 only in the band around the boundaries
     decision, weights_maps, fused = band_refine_blend(decision, frames, band=refine_band, window=refine_window,
                                                       noise_k=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps,
-                                                      keep_weights=keep_maps)
+                                                      keep_weights=keep_maps, threads=threads)
     timings["consistency_and_blend"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if seam == "laplacian":
