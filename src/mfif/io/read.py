@@ -280,6 +280,9 @@ def _read_pil(path: Path) -> tuple[np.ndarray, int]:
             return np.asarray(im.convert("RGB")), orientation
         if mode in ("RGBA", "RGBa"):
             return np.asarray(im.convert("RGBA")), orientation
+        if mode == "RGB":  # as decoded: converting RGB to RGB would copy every pixel once more
+            im.load()
+            return np.asarray(im), orientation
         return np.asarray(im.convert("RGB")), orientation
 
 
