@@ -12,7 +12,7 @@ from mfif.metrics import decision_accuracy, psnr
 from mfif.align import scale_matrix
 from mfif.methods import get_method
 from mfif.stack import fuse_stack
-from mfif.tiling import plan_tiles
+from mfif.tiling import plan_tiles, ramp
 from mfif.synth import make_case
 
 
@@ -83,6 +83,30 @@ def test_in_memory_frame_cache_equals_the_disk_cache(tmp_path, photo, monkeypatc
     # a stack over a tenth of the budget goes to disk: 3 RGB frames of 256 x 256 px are 0.59 MB
     fuse_stack(paths, method=method, max_memory_mb=5.0, tile=256)
     assert made[-1] is False
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_row_band_equals_a_full_size_accumulator(dtype):
+    """Feathering tiles through the band of rows they still write gives the full-size
+    accumulator's image exactly, at the memory of one row of tiles."""
+    from mfif.stack import _RowBand
+    from mfif.tiling import tiles
+
+    rng = np.random.default_rng(9)
+    h, w, tile, ov = 301, 250, 64, 20
+    acc, wsum = np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
+    band = _RowBand(np.empty((h, w, 3), dtype), tile + 2 * ov)
+    assert band.acc.shape[0] == tile + 2 * ov
+    for (cy0, cx0, cy1, cx1), (py0, px0, py1, px1) in tiles(h, w, tile, ov):
+        f = rng.random((py1 - py0, px1 - px0, 3)).astype(np.float32) * 1.1 - 0.05
+        wt = ramp(py1 - py0, cy0 - py0, py1 - cy1, ov)[:, None] * ramp(px1 - px0, cx0 - px0, px1 - cx1, ov)[None, :]
+        acc[py0:py1, px0:px1] += f * wt[..., None]
+        wsum[py0:py1, px0:px1] += wt
+        band.add(py0, px0, f, wt)
+    ref = acc / wsum[..., None]
+    got = band.finish()
+    assert got.dtype == dtype
+    assert np.array_equal(got, ref if dtype == np.float32 else from_float(ref, dtype))
 
 
 def test_16bit_tiff_stack_stays_16bit(tmp_path, photo):

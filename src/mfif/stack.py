@@ -28,7 +28,8 @@ The pipeline (each frame is decoded once and never held in memory with all the o
 * **Memory.** ``tile=0`` picks the largest tile whose estimated working set fits
   ``max_memory_mb``, from the method's declared :class:`~mfif.tiling.Resources` (a measured
   model of the memory per tile pixel and frame, and of any inner pass over tiles of its own,
-  such as SFF's CNN), plus the full-size output (:mod:`mfif.tiling`). The budget counts the
+  such as SFF's CNN), plus the full-size output and decision map and the float accumulator of
+  one row of tiles, the only rows that tiles still write (:mod:`mfif.tiling`). The budget counts the
   fusion's peak resident memory on top of the process's baseline (interpreter, libraries,
   model). This engine names no method: everything it knows of one comes from the registry.
 
@@ -335,8 +336,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
         if plan.need_mb > budget:
             log(f"memory budget {max_memory_mb:g} MB: {'the smallest tile' if not tile else 'this tile'} "
                 f"({plan.tile} px) needs about {plan.need_mb:.0f} MB with {method} and {n} frames")
-        acc, wsum, decision, maps, n_tiles = _fuse_tiles(cache, m, params, plan, want_maps=want_maps, prog=prog)
-    fused = _assemble(acc, wsum, out_shape, dtype)
+        fused, decision, maps, n_tiles = _fuse_tiles(cache, m, params, plan, want_maps=want_maps, prog=prog)
     if decision is not None and alignment is not None and len(alignment.aligned) < len(alignment.status):
         decision = np.asarray(alignment.aligned, np.int16)[decision]  # indices of the input frames
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
@@ -391,17 +391,18 @@ def _fill_cache(cache: FrameCache, frames: _Frames, transforms, box, on_frame, p
 
 
 def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, prog):
-    """Fuse the cached stack tile by tile: feathered fused accumulator, decision and maps by core.
+    """Fuse the cached stack tile by tile: feathered fused image, decision and maps by core.
 
-    Returns ``(acc, wsum, decision, maps, n_tiles)``; with one tile ``acc`` is the fused float
-    image itself and ``wsum`` None.
+    Returns ``(fused, decision, maps, n_tiles)``, ``fused`` in the cache's dtype. Several tiles
+    are feathered into a float accumulator that holds only the rows tiles still write
+    (:class:`_RowBand`).
     """
     n, (h, w) = cache.n, cache.shape[:2]
     value_range = (cache.lo, cache.hi) if cache.dtype.kind == "f" else None
     boxes = list(tiles(h, w, plan.tile, plan.overlap))
     single = len(boxes) == 1
-    acc = None if single else np.zeros(cache.shape, np.float32)
-    wsum = None if single else np.zeros((h, w), np.float32)
+    fused = None
+    rows = None if single else _RowBand(np.empty(cache.shape, cache.dtype), min(h, plan.tile + 2 * plan.overlap))
     decision = None
     maps: dict[str, np.ndarray] = {}
     for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
@@ -418,13 +419,11 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
             srcs = None
         f = res.fused
         if single:
-            acc = f
+            fused = _assemble(f, None, cache.shape, cache.dtype)
         else:
             ry = ramp(py1 - py0, cy0 - py0, py1 - cy1, plan.overlap)
             rx = ramp(px1 - px0, cx0 - px0, px1 - cx1, plan.overlap)
-            wt = ry[:, None] * rx[None, :]
-            acc[py0:py1, px0:px1] += f * (wt[..., None] if f.ndim == 3 else wt)
-            wsum[py0:py1, px0:px1] += wt
+            rows.add(py0, px0, f, ry[:, None] * rx[None, :])
         core = (slice(cy0 - py0, cy1 - py0), slice(cx0 - px0, cx1 - px0))
         if res.decision is not None:
             if decision is None:
@@ -438,11 +437,57 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
         res = f = None
         release_memory()
         prog("fuse", k + 1, len(boxes))
-    return acc, wsum, decision, maps, len(boxes)
+    if rows is not None:
+        fused = rows.finish()
+    return fused, decision, maps, len(boxes)
+
+
+class _RowBand:
+    """Feathered accumulation of tiles in raster order, held only for the rows tiles still write.
+
+    Tiles come a row of tiles at a time, and a tile writes its padded rows only. The float32
+    accumulator and weight sum therefore cover one row of padded tiles (``rows`` image rows
+    from ``y0``); when a tile starts below ``y0``'s rows, the rows above its first padded row
+    are final: they are normalised, converted into ``out`` and dropped, and the rows still in
+    use move up. The result is the full-size accumulator's, pixel for pixel, at the memory of
+    one row of tiles.
+    """
+
+    def __init__(self, out: np.ndarray, rows: int):
+        self.out = out
+        self.acc = np.zeros((rows,) + out.shape[1:], np.float32)
+        self.wsum = np.zeros((rows, out.shape[1]), np.float32)
+        self.y0 = 0  # image row of the band's first row
+
+    def add(self, py0: int, px0: int, f: np.ndarray, wt: np.ndarray) -> None:
+        """Feather fused tile ``f`` (its padded box from ``(py0, px0)``) with weights ``wt``."""
+        if py0 > self.y0:
+            self._flush(py0)
+        a, b = py0 - self.y0, py0 - self.y0 + f.shape[0]
+        self.acc[a:b, px0:px0 + f.shape[1]] += f * (wt[..., None] if f.ndim == 3 else wt)
+        self.wsum[a:b, px0:px0 + f.shape[1]] += wt
+
+    def finish(self) -> np.ndarray:
+        """The output image, every row written."""
+        self._flush(self.out.shape[0])
+        return self.out
+
+    def _flush(self, upto: int) -> None:
+        """Write image rows ``y0:upto`` to the output and drop them from the band."""
+        k = min(upto, self.y0 + self.acc.shape[0]) - self.y0
+        self.out[self.y0:self.y0 + k] = _assemble(self.acc[:k], self.wsum[:k], (k,) + self.out.shape[1:],
+                                                  self.out.dtype)
+        rest = self.acc.shape[0] - k
+        self.acc[:rest] = self.acc[k:].copy()  # the rows still in use: a copy of those rows only
+        self.wsum[:rest] = self.wsum[k:].copy()
+        self.acc[rest:] = 0.0
+        self.wsum[rest:] = 0.0
+        self.y0 = upto
 
 
 def _assemble(acc: np.ndarray, wsum: np.ndarray | None, out_shape: tuple, dtype) -> np.ndarray:
-    """The fused image in the frames' dtype from the accumulator (normalised by the feather sums)."""
+    """The fused image in the frames' dtype from the accumulator (normalised by the feather
+    sums; ``acc`` may be overwritten)."""
     if dtype == np.float32:
         if wsum is not None:
             acc /= (wsum[..., None] if acc.ndim == 3 else wsum)

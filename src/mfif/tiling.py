@@ -107,16 +107,21 @@ def estimate_memory(h: int, w: int, n: int, *, tile: int, overlap: int, resource
 
     This is what a memory budget bounds: memory on top of the process's baseline (the
     interpreter, the libraries and any model, loaded). It is one padded tile of every frame
-    fused by the method (:class:`MemoryModel`) plus, with several tiles, the full-size float32
-    accumulator, weight sum, int16 decision map and the output image in the frames' dtype
-    (twice, for writing it); with one tile, the output twice.
+    fused by the method (:class:`MemoryModel`) plus, with several tiles, the int16 decision
+    map, the output image in the frames' dtype (twice, for writing it) and the float32
+    accumulator and weight sum of one row of padded tiles (the local engine keeps only the rows
+    tiles still write), with the rows it carries to the next row of tiles and the rows it
+    converts at once; with one tile, the output twice.
     """
     single = tile <= 0 or (tile >= h and tile >= w)
     th, tw = (h, w) if single else (min(h, tile + 2 * overlap), min(w, tile + 2 * overlap))
     tile_bytes = tile_memory(resources, params, n, th, tw)
     out_px = channels * itemsize
-    full = h * w * (2 * out_px if single else (4 * channels + 4 + 2 + 2 * out_px))
-    return tile_bytes + full
+    if single:
+        return tile_bytes + h * w * 2 * out_px
+    acc_px = 4 * channels + 4
+    band = (th + min(th, 2 * overlap)) * w * acc_px + min(h, tile) * w * out_px
+    return tile_bytes + h * w * (2 + 2 * out_px) + band
 
 
 def choose_tile(h: int, w: int, n: int, *, max_memory_mb: float, overlap: int, resources: Resources,
