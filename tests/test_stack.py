@@ -85,6 +85,27 @@ def test_in_memory_frame_cache_equals_the_disk_cache(tmp_path, photo, monkeypatc
     assert made[-1] is False
 
 
+@pytest.mark.parametrize("preadv", [True, False])
+def test_frame_cache_reads_from_threads_at_once(monkeypatch, preadv):
+    """Boxes read by several threads at once come back right, with positional reads and with
+    the locked seek-and-read used where the platform has no os.preadv."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mfif import stack
+
+    monkeypatch.setattr(stack, "_PREADV", preadv and stack._PREADV)
+    rng = np.random.default_rng(4)
+    frames = (rng.random((3, 120, 90, 3)) * 65535).astype(np.uint16)
+    boxes = [(k % 3, y, y + 37, x, x + 29) for k, (y, x) in enumerate((y, x) for y in range(0, 80, 9) for x in range(0, 60, 7))]
+    with stack.FrameCache(3, (120, 90, 3), np.uint16) as cache:
+        for i, f in enumerate(frames):
+            cache.write(i, f)
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda b: cache.read(*b), boxes))
+    for (k, y0, y1, x0, x1), g in zip(boxes, got):
+        assert np.array_equal(g, frames[k, y0:y1, x0:x1])
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_row_band_equals_a_full_size_accumulator(dtype):
     """Feathering tiles through the band of rows they still write gives the full-size
