@@ -176,8 +176,9 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     dense = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w
     if box < 512 and dense:
         # boundaries everywhere: boxes of 512 px pay less for their margins and per-box work, and
-        # still hold only a box of each frame at a time
-        box = 512
+        # still hold only a box of each frame at a time; 256 px where 512 would give fewer than 4
+        # boxes, which the threads could not share evenly (a 0.27-MP pair: 30 % faster)
+        box = 512 if -(-h // 512) * -(-w // 512) >= 4 else 256
         boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
     refined = decision.copy()
     weights = np.zeros((n, h, w), np.float32) if keep_weights else None
