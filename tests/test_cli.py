@@ -145,3 +145,30 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "x.png: no such file" in proc.stderr
+
+
+def test_one_command_builds_only_its_own_parser(capsys):
+    """A call of one command sets up that command's options only; the top level, its help and an
+    unknown command still see every command."""
+    import sys as _sys
+
+    from mfif.cli import COMMANDS, build_parser
+
+    def commands(parser):
+        return set(parser._subparsers._group_actions[0].choices)
+
+    assert commands(build_parser(["fuse", "a.png", "b.png"])) == {"fuse"}
+    assert commands(build_parser(["--help"])) == set(COMMANDS)
+    assert commands(build_parser(["nosuch"])) == set(COMMANDS)
+    assert commands(build_parser([])) == set(COMMANDS)
+    assert main(["nosuch"]) == 2
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["methods", "--help"])
+    assert "usage: mfif methods" in capsys.readouterr().out
+    # in a fresh interpreter: the other commands' modules are not even imported
+    code = "import sys; from mfif.cli import build_parser; build_parser(['fuse']); print(sorted(m for m in sys.modules if m.startswith('mfif.commands.')))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(os.path.dirname(__file__), "..", "src"),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([_sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "['mfif.commands.fuse']"
