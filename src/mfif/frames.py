@@ -28,6 +28,8 @@ class FrameSource:
 
     n: int
     shape: tuple
+    #: each frame's luminance once computed (a list of ``n`` slots), or None: computed per request
+    _grays: list | None = None
 
     def frame(self, k: int) -> np.ndarray:
         """Frame ``k`` (float32 in [0, 1]; may be a view the caller must not modify)."""
@@ -38,16 +40,24 @@ class FrameSource:
         return self.frame(k)[y0:y1, x0:x1]
 
     def gray(self, k: int) -> np.ndarray:
-        """Luminance of frame ``k`` (:func:`mfif.io.to_gray`)."""
-        return to_gray(self.frame(k))
+        """Luminance of frame ``k`` (:func:`mfif.io.to_gray`), kept when the source keeps them."""
+        if self._grays is None:
+            return to_gray(self.frame(k))
+        if self._grays[k] is None:
+            self._grays[k] = to_gray(self.frame(k))
+        return self._grays[k]
 
     def gray_crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Luminance of a box of frame ``k``."""
+        """Luminance of a box of frame ``k`` (a view of the kept luminance, if there is one)."""
+        if self._grays is not None and self._grays[k] is not None:
+            return self._grays[k][y0:y1, x0:x1]
         return to_gray(self.crop(k, y0, y1, x0, x1))
 
     def crop_and_gray(self, k: int, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
         """A box of frame ``k`` and its luminance, the box read once."""
         c = self.crop(k, y0, y1, x0, x1)
+        if self._grays is not None and self._grays[k] is not None:
+            return c, self._grays[k][y0:y1, x0:x1]
         return c, to_gray(c)
 
     def __len__(self) -> int:
@@ -65,15 +75,10 @@ class ArrayFrames(FrameSource):
         self.sources = list(sources)
         self.n = len(self.sources)
         self.shape = tuple(self.sources[0].shape)
-        self._grays: list = [None] * self.n
+        self._grays = [None] * self.n
 
     def frame(self, k: int) -> np.ndarray:
         return self.sources[k]
-
-    def gray(self, k: int) -> np.ndarray:
-        if self._grays[k] is None:
-            self._grays[k] = to_gray(self.sources[k])
-        return self._grays[k]
 
     def gray_crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         return self.gray(k)[y0:y1, x0:x1]

@@ -192,7 +192,8 @@ class CacheFrames(FrameSource):
     def __init__(self, cache: FrameCache, box: tuple[int, int, int, int], value_range: tuple[float, float] | None):
         self.cache, self.box = cache, box
         self.n = cache.n
-        self._grays: list | None = [None] * cache.n if cache.memory is not None else None
+        if cache.memory is not None:
+            self._grays = [None] * cache.n
         y0, y1, x0, x1 = box
         chans = cache.shape[2:]
         c = chans[0] if chans else 0
@@ -210,23 +211,6 @@ class CacheFrames(FrameSource):
 
     def frame(self, k: int) -> np.ndarray:
         return self.crop(k, 0, self.shape[0], 0, self.shape[1])
-
-    def gray(self, k: int) -> np.ndarray:
-        if self._grays is None:
-            return super().gray(k)
-        if self._grays[k] is None:
-            self._grays[k] = super().gray(k)
-        return self._grays[k]
-
-    def gray_crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        if self._grays is None or self._grays[k] is None:
-            return super().gray_crop(k, y0, y1, x0, x1)
-        return self._grays[k][y0:y1, x0:x1]
-
-    def crop_and_gray(self, k: int, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._grays is None or self._grays[k] is None:
-            return super().crop_and_gray(k, y0, y1, x0, x1)
-        return self.crop(k, y0, y1, x0, x1), self._grays[k][y0:y1, x0:x1]
 
 
 def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METHOD, params: dict | None = None,
