@@ -177,7 +177,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     if box < 512 and dense:
         # boundaries everywhere: boxes of 512 px pay less for their margins and per-box work, and
         # still hold only a box of each frame at a time; 256 px where 512 would give fewer than 4
-        # boxes, which the threads could not share evenly (a 0.27-MP pair: 30 % faster)
+        # boxes, which the threads could not share evenly
         box = 512 if -(-h // 512) * -(-w // 512) >= 4 else 256
         boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
     refined = decision.copy()
@@ -227,8 +227,8 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         if weights is not None:
             weights[:, y0:y1, x0:x1] = wt
         crops = {k: c[cy, cx] for k, (c, _) in boxed.items()}
-        # on a contiguous temporary: numpy's in-place arithmetic on a strided box of the output
-        # is about twice as slow
+        # on a contiguous temporary, then copied: numpy's in-place arithmetic on a strided box
+        # of the output is slower than the copy saves
         if labels.size == 2:  # a + w_b (b - a): one pass less than the weighted sum
             ka, kb = int(labels[0]), int(labels[1])
             acc = crops[kb] - crops[ka]

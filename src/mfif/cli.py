@@ -33,9 +33,9 @@ def _fail(message: str) -> int:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``mfif`` parser; with ``argv`` naming a command first, that command's only.
 
-    Every command's module and options cost about 25 ms to set up (imports, and the help texts
-    argparse translates), which a call of one command need not pay; the top level (``mfif``,
-    ``mfif --help``, an unknown command) gets them all.
+    Setting up every command's module and options (imports, and the help texts argparse
+    translates) is a cost a call of one command need not pay (measured in docs/speed.md); the
+    top level (``mfif``, ``mfif --help``, an unknown command) gets them all.
     """
     parser = _Parser(prog="mfif", description="Multi-focus image fusion (focus stacking).")
     parser.add_argument("--version", action="version", version=f"mfif {__version__}")
@@ -123,8 +123,8 @@ def entry() -> None:
     """The ``mfif`` command: :func:`main`, then the process ends without the interpreter's teardown.
 
     Every output is written, closed and renamed into place before :func:`main` returns; what the
-    teardown would add is freeing memory and joining library thread pools one by one (about 0.1
-    s after fusing a 3-MP pair, docs/speed.md), which the operating system does at once.
+    teardown would add is freeing memory and joining library thread pools one by one (measured
+    in docs/speed.md), which the operating system does at once.
     """
     code = main()
     try:
