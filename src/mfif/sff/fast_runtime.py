@@ -123,6 +123,9 @@ def _ort_session(path: Path, providers: list[str], threads: int):
     so.intra_op_num_threads = int(threads) or (os.cpu_count() or 1)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    # ONNX Runtime's threads otherwise spin for work after a run, taking the cores from the
+    # stages that follow it (docs/speed.md)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(str(path), so, providers=providers)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
