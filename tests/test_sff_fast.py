@@ -284,6 +284,23 @@ def test_band_stages_with_boundaries_almost_everywhere():
     assert (f[:, 1024:] == srcs[1][:, 1024:]).all()  # the boxes without a boundary: selected
 
 
+@pytest.mark.parametrize("n_labels", [1, 2, 3, 4])
+def test_band_blend_is_the_weighted_sum(n_labels):
+    """The box blend (OpenCV's running weighted means) is the weighted sum, to float rounding,
+    with weights of exactly 0 and 1 as well as soft ones."""
+    from mfif.band import _blend
+
+    rng = np.random.default_rng(n_labels)
+    crops = {k: rng.random((40, 30, 3)).astype(np.float32) for k in (0, 2, 5, 7)[:n_labels]}
+    w = rng.random((n_labels, 40, 30)).astype(np.float32)
+    w[:, :10] = np.eye(n_labels, dtype=np.float32)[rng.integers(0, n_labels, (10, 30))].transpose(2, 0, 1)
+    w /= w.sum(axis=0)
+    wt = dict(zip(crops, w))
+    ref = sum(crops[k] * wt[k][..., None] for k in crops)
+    assert np.abs(_blend(crops, wt) - ref).max() < 1e-6
+    assert (_blend(crops, wt)[:10] == ref[:10]).mean() > 0.99  # hard weights: the source itself
+
+
 def test_near_boundary_is_the_distance_threshold():
     import cv2
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 
-from .consistency import best_margin, central_box, guided_filter, near_boundary, noise_sigma, normalize_weights
+from .consistency import best_margin, central_box, guided_filter, noise_sigma, normalize_weights, within_disc
 from .decision import argmax_decision, label_boundary
 from .focus import sml
 from .frames import as_frames
@@ -44,14 +45,22 @@ def band_boxes(decision: np.ndarray, *, reach: int, box: int = 128) -> list[tupl
     A box is listed if any pixel within ``reach`` px (Chebyshev) of it is a boundary pixel
     (:func:`mfif.decision.label_boundary`).
     """
-    import cv2
+    return _grid_hits(_reach(label_boundary(decision), reach), box)
 
-    h, w = decision.shape
-    edge = label_boundary(decision).astype(np.uint8)
+
+def _reach(edge: np.ndarray, reach: int) -> np.ndarray:
+    """Pixels within ``reach`` px (Chebyshev) of a pixel of the bool map ``edge``: uint8."""
+    e = edge.view(np.uint8)
     if reach > 0 and edge.any():
-        edge = cv2.dilate(edge, np.ones((2 * int(reach) + 1, 2 * int(reach) + 1), np.uint8))
+        e = cv2.dilate(e, np.ones((2 * int(reach) + 1, 2 * int(reach) + 1), np.uint8))
+    return e
+
+
+def _grid_hits(mask: np.ndarray, box: int) -> list[tuple[int, int, int, int]]:
+    """The boxes of the ``box``-px grid that hold a nonzero pixel of ``mask``, in raster order."""
+    h, w = mask.shape
     gh, gw = -(-h // box), -(-w // box)
-    e = np.pad(edge, ((0, gh * box - h), (0, gw * box - w)))
+    e = np.pad(mask, ((0, gh * box - h), (0, gw * box - w)))
     hit = e.reshape(gh, box, gw, box).any(axis=(1, 3))
     return [(i * box, min(h, (i + 1) * box), j * box, min(w, (j + 1) * box)) for i, j in zip(*np.nonzero(hit))]
 
@@ -97,34 +106,56 @@ def _cells(h: int, w: int, box: int) -> list[tuple[int, int, int, int]]:
     return [(y, min(h, y + box), x, min(w, x + box)) for y in range(0, h, box) for x in range(0, w, box)]
 
 
-def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, n: int, *, radius: int,
-                 eps: float) -> np.ndarray:
+def _box_weights(dec: np.ndarray, grays: dict, labels: np.ndarray, core: tuple[slice, slice], *, radius: int,
+                 eps: float) -> dict[int, np.ndarray]:
     """:func:`mfif.consistency.decision_weights` of a crop, filtering only the labels in it.
 
-    ``grays`` maps each label in the crop to that frame's luminance there. A label absent from
-    the crop has a zero mask, whose guided filter is zero: it is skipped. With two labels the
-    second weight is one minus the first (the guided filter is linear and filters the constant
-    1 to 1), which is what clipping and normalising both would give.
+    ``grays`` maps each label in the crop to that frame's luminance there. Returns each label's
+    weight on the ``core`` of the crop (labels absent from the crop weigh zero: a zero mask's
+    guided filter is zero). With two labels the second weight is one minus the first (the guided
+    filter is linear and filters the constant 1 to 1), which is what clipping and normalising
+    both would give.
     """
-    out = np.zeros((n,) + dec.shape, np.float32)
     if labels.size == 1 or radius <= 0:
-        for k in labels:
-            out[k][dec == k] = 1.0
-        return out
+        return {int(k): (dec[core] == k).astype(np.float32) for k in labels}
     if labels.size == 2:
-        a, b = labels
+        a, b = int(labels[0]), int(labels[1])
         is_a = dec == a
         guide = np.where(is_a, grays[a], grays[b]).astype(np.float32, copy=False)
-        w = guided_filter(guide, is_a.astype(np.float32), radius=radius, eps=eps)
+        w = guided_filter(guide, is_a.view(np.uint8).astype(np.float32), radius=radius, eps=eps)[core]
         np.clip(w, 0.0, 1.0, out=w)
-        out[a], out[b] = w, 1.0 - w
-        return out
-    guide = np.array(grays[labels[0]], dtype=np.float32, copy=True)
+        return {a: w, b: np.subtract(1.0, w, dtype=np.float32)}
+    guide = np.array(grays[int(labels[0])], dtype=np.float32, copy=True)
     for k in labels[1:]:
-        np.copyto(guide, grays[k], where=dec == k)
-    filtered = np.stack([guided_filter(guide, (dec == k).astype(np.float32), radius=radius, eps=eps) for k in labels])
-    out[labels] = normalize_weights(filtered)
-    return out
+        np.copyto(guide, grays[int(k)], where=dec == k)
+    filtered = np.stack([guided_filter(guide, (dec == k).astype(np.float32), radius=radius, eps=eps)[core]
+                         for k in labels])
+    return dict(zip((int(k) for k in labels), normalize_weights(filtered)))
+
+
+#: :func:`cv2.blendLinear` divides by ``w1 + w2 + 1e-5`` in float32; weights scaled by this power
+#: of two (exact) make that term vanish in the rounding of the sum, so a weight of one returns its
+#: source exactly.
+_BLEND_SCALE = np.float32(2.0 ** 14)
+
+
+def _blend(crops: dict, wt: dict) -> np.ndarray:
+    """The weighted sum of the crops of the labels in ``wt`` (weights summing to one), float32.
+
+    One :func:`cv2.blendLinear` pass per label after the first (a single SIMD pass over the
+    channels for two labels, where NumPy's ``a + w (b - a)`` takes four), each the running
+    weighted mean of the labels so far.
+    """
+    keys = list(wt)
+    acc = crops[keys[0]]
+    if len(keys) == 1:
+        return np.array(acc, dtype=np.float32, copy=True)
+    total = wt[keys[0]] * _BLEND_SCALE
+    for k in keys[1:]:
+        wk = wt[k] * _BLEND_SCALE
+        acc = cv2.blendLinear(np.asarray(acc, np.float32), np.asarray(crops[k], np.float32), total, wk)
+        total += wk
+    return acc
 
 
 def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int = 5, noise_k: float = 8.0,
@@ -171,7 +202,9 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     # those pixels reads boundaries up to `band` px and the fine measure window // 2 + 1 px away
     gf_reach = 2 * r + 2 if r > 0 else 0
     pad = gf_reach + (int(np.ceil(band)) + window // 2 + 2 if band > 0 else 0)
-    boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
+    edge = label_boundary(decision)
+    reach = _reach(edge, gf_reach + int(np.ceil(band)))
+    boxes = _grid_hits(reach, box)
     h, w = decision.shape
     dense = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * h * w
     if box < 512 and dense:
@@ -179,7 +212,8 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         # still hold only a box of each frame at a time; 256 px where 512 would give fewer than 4
         # boxes, which the threads could not share evenly
         box = 512 if -(-h // 512) * -(-w // 512) >= 4 else 256
-        boxes = band_boxes(decision, reach=gf_reach + int(np.ceil(band)), box=box)
+        boxes = _grid_hits(reach, box)
+    reach = None
     refined = decision.copy()
     weights = np.zeros((n, h, w), np.float32) if keep_weights else None
     # away from the band the fused image is the chosen source: selected whole when the band is
@@ -210,36 +244,31 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         boxed = {int(k): frames.crop_and_gray(int(k), a0, a1, b0, b1) for k in labels}  # each box read once
         g = {k: gray for k, (_, gray) in boxed.items()}
         if band > 0 and labels.size > 1:
-            near = near_boundary(dec, band)
+            # the whole image's boundary, cropped: the box's own would miss the boundaries just
+            # outside it (the core is the same either way; the margin is closer to whole-image)
+            near = within_disc(edge[a0:a1, b0:b1], band)
             if near.any():
                 # the frames that meet here compete (all of them, for two frames)
-                fine_scores = np.stack([sml(g[int(k)], window=window) for k in labels])
-                if noise_k > 0:
-                    near &= best_margin(fine_scores) > noise_k * sigma
-                if labels.size == 2:  # the arg-max of two, ties to the lower index
-                    pick = np.where(fine_scores[1] > fine_scores[0], labels[1], labels[0])
+                fine = [sml(g[int(k)], window=window) for k in labels]
+                if labels.size == 2:
+                    if noise_k > 0:
+                        near &= cv2.absdiff(fine[0], fine[1]) > noise_k * sigma
+                    better = fine[1] > fine[0]  # the arg-max of two, ties to the lower index
+                    dec = dec.copy()
+                    np.copyto(dec, labels[1], where=near & better, casting="unsafe")
+                    np.copyto(dec, labels[0], where=near & ~better, casting="unsafe")
                 else:
-                    pick = labels[argmax_decision(fine_scores)]
-                dec = np.where(near, pick, dec).astype(np.int16)
-        cy, cx = slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0)
-        refined[y0:y1, x0:x1] = dec[cy, cx]
-        wt = _box_weights(dec, g, labels, n, radius=r, eps=gf_eps)[:, cy, cx]
+                    fine = np.stack(fine)
+                    if noise_k > 0:
+                        near &= best_margin(fine) > noise_k * sigma
+                    dec = np.where(near, labels[argmax_decision(fine)], dec).astype(np.int16)
+        core = slice(y0 - a0, y1 - a0), slice(x0 - b0, x1 - b0)
+        refined[y0:y1, x0:x1] = dec[core]
+        wt = _box_weights(dec, g, labels, core, radius=r, eps=gf_eps)
         if weights is not None:
-            weights[:, y0:y1, x0:x1] = wt
-        crops = {k: c[cy, cx] for k, (c, _) in boxed.items()}
-        # on a contiguous temporary, then copied: numpy's in-place arithmetic on a strided box
-        # of the output is slower than the copy saves
-        if labels.size == 2:  # a + w_b (b - a): one pass less than the weighted sum
-            ka, kb = int(labels[0]), int(labels[1])
-            acc = crops[kb] - crops[ka]
-            acc *= wt[kb][..., None] if acc.ndim == 3 else wt[kb]
-            acc += crops[ka]
-        else:
-            acc = np.zeros(fused[y0:y1, x0:x1].shape, np.float32)
-            for k in labels:
-                wk = wt[k]
-                acc += crops[int(k)] * (wk[..., None] if acc.ndim == 3 else wk)
-        fused[y0:y1, x0:x1] = acc
+            for k, wk in wt.items():
+                weights[k, y0:y1, x0:x1] = wk
+        fused[y0:y1, x0:x1] = _blend({k: c[core] for k, (c, _) in boxed.items()}, wt)
 
     workers = min(len(boxes), int(threads) or os.cpu_count() or 1)
     if workers > 1:

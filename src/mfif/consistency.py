@@ -36,8 +36,8 @@ from .focus import sml
 from .stats import median
 
 __all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
-           "boundary_distance", "near_boundary", "noise_sigma", "best_margin", "decision_confidence", "refine_boundaries",
-           "verify_decision", "decision_weights"]
+           "boundary_distance", "near_boundary", "within_disc", "noise_sigma", "best_margin", "decision_confidence",
+           "refine_boundaries", "verify_decision", "decision_weights"]
 
 
 def _blur_wide(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -230,13 +230,21 @@ def near_boundary(decision: np.ndarray, radius: float) -> np.ndarray:
     boundary by the disc of integer offsets ``dy**2 + dx**2 <= radius**2`` (several times
     faster than the exact distance transform for the few pixels of a band).
     """
-    edge = label_boundary(decision)
+    return within_disc(label_boundary(decision), radius)
+
+
+def within_disc(edge: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels within Euclidean distance ``radius`` (px) of a pixel of the bool map ``edge``.
+
+    :func:`near_boundary` of a map whose boundary is already known (a box of a whole-image
+    boundary, say): ``HxW`` bool, a new array.
+    """
     if radius < 0 or not edge.any():
         return np.zeros(edge.shape, bool)
     r = int(np.floor(radius))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     disc = (yy * yy + xx * xx <= float(radius) ** 2).astype(np.uint8)
-    return cv2.dilate(edge.view(np.uint8), disc).view(bool)
+    return cv2.dilate(np.ascontiguousarray(edge).view(np.uint8), disc).view(bool)
 
 
 #: ``Phi^-1(0.75)``: the median of ``|x|`` for standard normal ``x`` (MAD to sigma).
