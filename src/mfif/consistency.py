@@ -36,7 +36,7 @@ from .focus import sml
 from .stats import median
 
 __all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
-           "boundary_distance", "near_boundary", "within_disc", "noise_sigma", "best_margin", "decision_confidence",
+           "boundary_distance", "near_boundary", "within_disc", "finest_diagonal_detail", "noise_sigma", "best_margin", "decision_confidence",
            "refine_boundaries", "verify_decision", "decision_weights"]
 
 
@@ -263,24 +263,47 @@ def central_box(h: int, w: int, max_pixels: int | None) -> tuple[int, int, int, 
     return y, y + ch, x, x + cw
 
 
+#: The ``db2`` decomposition high-pass filter (Daubechies 1988), reversed: correlating with it is
+#: PyWavelets' convolution with ``Wavelet("db2").dec_hi``.
+_DB2_HI_REVERSED = np.array([-0.12940952255126037, -0.2241438680420134, 0.8365163037378079,
+                             -0.48296291314453416], np.float32)
+
+
+def finest_diagonal_detail(gray: np.ndarray) -> np.ndarray:
+    """The finest diagonal detail coefficients of a one-level ``db2`` wavelet transform, float32.
+
+    The ``dd`` band of ``pywt.dwtn(gray, "db2")`` in PyWavelets' default ``symmetric`` mode,
+    ``(ceil((H + 3) / 2), ...)`` coefficients, to float32 rounding: the frame is extended by
+    3 px of half-sample symmetry, filtered by OpenCV's separable filter and every second row
+    and column kept. About 3x faster than PyWavelets on a 512 x 512 crop, and without its
+    import.
+    """
+    g = np.ascontiguousarray(gray, dtype=np.float32)
+    h, w = g.shape
+    nh, nw = (h + 3) // 2, (w + 3) // 2
+    ext = cv2.copyMakeBorder(g, 3, 3, 3, 3, cv2.BORDER_REFLECT)  # "cba|abc...": PyWavelets' symmetric
+    k = _DB2_HI_REVERSED
+    full = cv2.sepFilter2D(ext, cv2.CV_32F, k, k, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    # coefficient i correlates extended samples 2i + 1 .. 2i + 4, all inside the extension
+    return full[1:2 * nh:2, 1:2 * nw:2]
+
+
 def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -> float:
     """Mean sensor-noise standard deviation of gray sources (wavelet MAD estimate, Donoho 1994).
 
     Per source: the median absolute value of the nonzero finest diagonal detail coefficients
-    of a one-level ``db2`` wavelet transform (PyWavelets, symmetric extension), divided by
-    ``Phi^-1(0.75)``; the same estimate as scikit-image's ``estimate_sigma`` (whose import
-    pulls in SciPy's statistics), the mean over the sources returned.
+    of a one-level ``db2`` wavelet transform (:func:`finest_diagonal_detail`, symmetric
+    extension), divided by ``Phi^-1(0.75)``; the estimate of scikit-image's ``estimate_sigma``
+    (to float32 rounding of the coefficients), the mean over the sources returned.
 
     With ``max_pixels``, each source is estimated on its central crop of at most that many
     pixels (same aspect ratio): a median over a megapixel is as good an estimate of a
     stationary noise level as over the whole frame, at a fraction of the cost.
     """
-    import pywt
-
     def one(g: np.ndarray) -> float:
         y0, y1, x0, x1 = central_box(g.shape[0], g.shape[1], max_pixels)
-        dd = pywt.dwtn(np.asarray(g[y0:y1, x0:x1], dtype=np.float32), "db2")["dd"]
-        dd = np.abs(dd[dd != 0])
+        dd = np.abs(finest_diagonal_detail(g[y0:y1, x0:x1]))
+        dd = dd[dd != 0]
         return median(dd) / _MAD_TO_SIGMA if dd.size else 0.0
 
     return float(np.mean([one(g) for g in grays]))
