@@ -186,6 +186,23 @@ def test_fusing_an_image_with_itself_returns_it(case):
         assert np.abs(r.fused - img).max() < 1e-6
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 0.8])
+@pytest.mark.parametrize("n", [2, 3])
+def test_without_maps_the_image_and_decision_are_the_same(case, threshold, n):
+    """``keep_maps=False`` (what the CLI runs) skips the full-size scores and weights, and for a
+    pair thresholds the logit difference instead of the logistic: same decision, same image."""
+    from mfif.api import fuse_frames
+    from mfif.frames import ArrayFrames
+
+    srcs = [case.sources[k % 2] * np.float32(1.0 - 0.05 * k) for k in range(n)]
+    full = fuse_frames(ArrayFrames(srcs), method="sff-fast", keep_maps=True, threshold=threshold)
+    lean = fuse_frames(ArrayFrames(srcs), method="sff-fast", keep_maps=False, threshold=threshold)
+    assert lean.weights is None and lean.scores is None
+    assert (lean.decision == full.decision).all()
+    assert (lean.maps["initial_decision"] == full.maps["initial_decision"]).all()
+    assert (lean.fused == full.fused).all()
+
+
 def test_swapping_sources_flips_the_map(case):
     a, b = case.sources
     ab = fuse([a, b], method="sff-fast")

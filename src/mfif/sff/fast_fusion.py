@@ -144,9 +144,9 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
 
     The decision path reads each frame twice (the network pass, the chosen pixels) and boxes of
     the frames that meet at a boundary, so an engine can keep one frame in memory at a time.
-    With ``keep_maps=False`` the ``NxHxW`` weight maps and, for more than two frames, the
-    ``NxHxW`` score maps are not made (``weights`` and those ``scores`` are None); the fused
-    image and decision are the same.
+    With ``keep_maps=False`` the ``NxHxW`` weight maps and the score maps are not made
+    (``weights`` and ``scores`` are None, except the scores ``prefer`` needs); the fused image
+    and decision are the same.
     ``blend="soft"`` and ``seam="laplacian"`` read every frame into memory.
     """
     n = frames.n
@@ -183,7 +183,13 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                                  keep_above=keep_confident, keep_min_area=int(round(floor / cells)))
     # full resolution: the boundaries of the upsampled scores, and the grid's verdict where
     # small-region removal changed it
-    if n == 2:
+    if n == 2 and not keep_maps and prefer == "none" and 0.0 < threshold < 1.0:
+        # only the decision is wanted: P(A) >= threshold is the logit difference >= logit(threshold),
+        # without the full-size logistic (the two differ only where float32 rounds the logistic)
+        scores = None
+        initial = threshold_decision(upsample_scores(grid[0] - grid[1], (h, w)),
+                                     threshold=float(np.log(threshold / (1.0 - threshold))))
+    elif n == 2:
         s = np.negative(upsample_scores(grid[0] - grid[1], (h, w)))  # the logistic, in place
         np.exp(s, out=s)
         s += 1.0
