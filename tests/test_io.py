@@ -125,3 +125,11 @@ def test_check_sources_names_both_sides():
         check_sources([a, a.astype(np.uint16)], ["a.png", "d.png"])
     with pytest.raises(UsageError, match="at least 2"):
         check_sources([a])
+
+
+def test_from_float_clips_and_rounds_half_to_even():
+    x = np.array([-0.1, 0.0, 0.5 / 255, 1.5 / 255, 100.5 / 255, 0.999, 1.0, 1.2], np.float32)
+    assert from_float(x).tolist() == [0, 0, 0, 2, 100, 255, 255, 255]
+    assert from_float(np.float32([0.5 / 65535, 2.5 / 65535, 1.5]), np.uint16).tolist() == [0, 2, 65535]
+    out = np.full((2, 4), 7, np.uint8)
+    assert from_float(x.reshape(2, 4), out=out) is out and out.ravel().tolist() == [0, 0, 0, 2, 100, 255, 255, 255]

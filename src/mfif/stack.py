@@ -483,5 +483,5 @@ def _assemble(acc: np.ndarray, wsum: np.ndarray | None, out_shape: tuple, dtype)
         if wsum is not None:
             ws = wsum[y:y + band]
             a = a / (ws[..., None] if a.ndim == 3 else ws)
-        fused[y:y + band] = from_float(a, dtype)  # which clips
+        from_float(a, dtype, out=fused[y:y + band])  # which clips
     return fused

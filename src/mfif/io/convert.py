@@ -19,15 +19,20 @@ def to_float(img: np.ndarray) -> np.ndarray:
     raise UsageError(f"unsupported pixel type {img.dtype}")
 
 
-def from_float(img: np.ndarray, dtype=np.uint8) -> np.ndarray:
-    """Convert a float image in [0, 1] to ``dtype`` with clipping and rounding."""
+def from_float(img: np.ndarray, dtype=np.uint8, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Convert a float image in [0, 1] to ``dtype`` with clipping and rounding (half to even).
+
+    ``out``: an array of that dtype and ``img``'s shape to write into (8- and 16-bit only).
+    """
     dtype = np.dtype(dtype)
     if dtype in (np.uint8, np.uint16):
         top = 255.0 if dtype == np.uint8 else 65535.0
-        x = np.multiply(img, top)  # one temporary, rounded and clipped in place
-        np.rint(x, out=x)
-        np.clip(x, 0, top, out=x)
-        return x.astype(dtype)
+        x = np.multiply(img, top)  # one temporary, clipped in place (the bounds are integers, so
+        np.clip(x, 0, top, out=x)  # clipping before rounding is the same), rounded into the result
+        if out is None:
+            out = np.empty(x.shape, dtype)
+        np.rint(x, out=out, casting="unsafe")
+        return out
     if np.issubdtype(dtype, np.floating):
         return img.astype(dtype)
     raise UsageError(f"unsupported output type {dtype}")
