@@ -162,6 +162,9 @@ def bench_cli(args) -> None:
         runs["64x64 pair, -m average (start-up)"] = [*mfif_cmd(), "fuse", *pairs["64x64 pair"], "-m", "average",
                                                      "-q", "-o", f"{tmp}/out.jpg"]
         runs["python -c 'import mfif'"] = [sys.executable, "-c", "import mfif"]
+        # every row is timed through the same Python wrapper (for its peak-memory figure): its own
+        # start-up and the spawn, what this row costs, are in every other row too
+        runs["the timing wrapper alone (runs `true`)"] = ["true"]
         res = {k: ([], []) for k in runs}
         starts = []
         for _ in range(args.repeat):

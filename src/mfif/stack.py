@@ -330,19 +330,31 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
 
 class _Frames:
     """The stack's files: the first frame decoded once (it fixes shape and dtype), every frame
-    checked against it as it is read."""
+    checked against it as it is read. A frame can be decoded ahead on a thread
+    (:meth:`prefetch`) while the caller works on another: the decoders release the interpreter
+    lock, so a second core decodes."""
 
     def __init__(self, paths: list[Path], read_image: Callable):
         self.paths, self._read = list(paths), read_image
+        self._ahead: dict[Path, _Background] = {}
+        self._first = None
+        if len(self.paths) > 1:
+            self.prefetch(self.paths[1])  # the second frame decodes while the first does
         self._first = read_image(self.paths[0])
         self.shape, self.dtype = self._first.shape, self._first.dtype
         self._ref = np.broadcast_to(np.zeros((), self.dtype), self.shape)  # shape and dtype, no pixels
+
+    def prefetch(self, p: Path) -> None:
+        """Start decoding frame ``p`` on a thread; :meth:`read` of ``p`` then waits for it."""
+        if p not in self._ahead and not (p == self.paths[0] and self._first is not None):
+            self._ahead[p] = _Background(self._read, p)
 
     def read(self, p: Path) -> np.ndarray:
         """Frame ``p``, checked against the first frame (shape, channels, bit depth)."""
         if p == self.paths[0] and self._first is not None:
             return self._first
-        img = self._read(p)
+        ahead = self._ahead.pop(p, None)
+        img = ahead.result() if ahead is not None else self._read(p)
         check_sources([self._ref, img], [str(self.paths[0]), str(p)])
         return img
 
@@ -356,6 +368,28 @@ class _Frames:
         self._first = None
 
 
+class _Background:
+    """``fn(*args)`` on a daemon thread; :meth:`result` waits and returns it or raises its error."""
+
+    def __init__(self, fn: Callable, *args):
+        self._out, self._exc = None, None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable, args: tuple) -> None:
+        try:
+            self._out = fn(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self._exc = exc
+
+    def result(self):
+        self._thread.join()
+        if self._exc is not None:
+            raise self._exc
+        out, self._out = self._out, None
+        return out
+
+
 def _fill_cache(cache: FrameCache, frames: _Frames, transforms, box, on_frame, prog) -> None:
     """Read every frame once, warp it into ``box`` (or crop to it) and store it in ``cache``."""
     bx0, by0, bx1, by1 = box
@@ -363,6 +397,8 @@ def _fill_cache(cache: FrameCache, frames: _Frames, transforms, box, on_frame, p
     if transforms is not None:
         from .align import warp_frame
     for i, p in enumerate(frames.paths):
+        if i + 1 < n:
+            frames.prefetch(frames.paths[i + 1])  # decoded while this one is stored (and warped)
         img = frames.read(p)
         if i == 0:
             frames.release_first()
