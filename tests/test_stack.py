@@ -289,3 +289,28 @@ def test_cli_unalignable_frame_is_a_clear_error(tmp_path, photo, capsys):
     assert code == 2
     assert "could not be aligned" in err and "noise.png" in err
     assert "Traceback" not in err
+
+
+def test_frames_decoded_ahead_are_the_frames_and_keep_their_errors(tmp_path):
+    """A frame decoded ahead on a thread is the frame read directly; a decoding error there is
+    raised by the read that asks for it, as the direct read would."""
+    from pathlib import Path
+
+    from mfif.errors import UsageError
+    from mfif.stack import _Frames
+
+    imgs = {Path(f"f{k}"): np.full((4, 5), k, np.uint8) for k in range(4)}
+
+    def read(p):
+        if p.name == "f2":
+            raise UsageError(f"{p}: not an image")
+        return imgs[p].copy()
+
+    frames = _Frames(list(imgs), read)
+    for p in (Path("f1"), Path("f3")):
+        frames.prefetch(p)
+    assert (frames.read(Path("f0")) == 0).all() and (frames.read(Path("f1")) == 1).all()
+    assert (frames.read(Path("f3")) == 3).all()
+    frames.prefetch(Path("f2"))
+    with pytest.raises(UsageError, match="f2: not an image"):
+        frames.read(Path("f2"))
