@@ -90,6 +90,40 @@ def test_onnx_runtime_equals_pytorch():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fine_stride", [1, 2])
+def test_the_exported_form_is_the_same_network(fine_stride):
+    """The graph the ONNX file holds (|a| as relu(a) + relu(-a), the pairs summed by a fixed 1x1
+    convolution) computes the network's function."""
+    torch = pytest.importorskip("torch")
+    from mfif.sff.fast_model import FastFocusNet, _SignSplit
+
+    torch.manual_seed(fine_stride)
+    net = FastFocusNet(fine_stride=fine_stride).eval()
+    x = torch.from_numpy(_photo(np.random.default_rng(2), 96, 136))[None, None]
+    with torch.inference_mode():
+        assert (_SignSplit(net)(x) - net(x)).abs().max().item() < 1e-5
+
+
+@pytest.mark.slow
+def test_the_shipped_onnx_is_what_the_export_command_writes(tmp_path):
+    """``mfif train --export-onnx`` of the shipped weights reproduces the shipped ONNX file and card."""
+    pytest.importorskip("onnx")
+    from mfif.cli import main
+    from mfif.sff.weights import sha256_file
+
+    src = default_fast_weights()
+    for name in ("sff_fast.pt", "sff_fast.json"):
+        shutil.copy(src.parent / name, tmp_path / name)
+    card = json.loads((tmp_path / "sff_fast.json").read_text())
+    card["onnx"]["sha256"] = "0" * 64  # the command must write the export's own hash
+    (tmp_path / "sff_fast.json").write_text(json.dumps(card))
+    assert main(["train", "--export-onnx", str(tmp_path / "sff_fast.pt")]) == 0
+    assert sha256_file(tmp_path / "sff_fast.onnx") == sha256_file(src.with_suffix(".onnx"))
+    assert json.loads((tmp_path / "sff_fast.json").read_text()) == json.loads(src.with_suffix(".json").read_text())
+    assert main(["train", "--export-onnx", str(tmp_path / "sff_fast.pt"), "photos"]) == 2
+
+
+@pytest.mark.slow
 def test_fine_stride_two_samples_the_stride_one_responses():
     """With ``fine_stride=2`` the full-resolution filters are the stride-1 responses on every
     second row and column, averaged over each cell's 4 remaining positions."""

@@ -13,8 +13,11 @@ def register(sub):
         description="Train SFF with the paper's recipe (Adam, lr 1e-4, BCE, batch 32, <= 100 epochs, early "
                     "stopping on validation loss) on multi-focus patch pairs synthesised from a folder of sharp "
                     "photos. Writes best.pt + best.json (model card), checkpoint.pt, log.csv, curves.png.")
-    p.add_argument("photos", help="folder of sharp photos (e.g. ../shared/data/train_images)")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("photos", nargs="?", help="folder of sharp photos (e.g. ../shared/data/train_images)")
+    p.add_argument("--out", help="run folder (required to train)")
+    p.add_argument("--export-onnx", metavar="WEIGHTS", default="",
+                   help="instead of training: export trained sff-fast weights (.pt, hash-checked against their card) "
+                        "to ONNX again, beside them, and record the export's sha256 in their card")
     p.add_argument("--arch", choices=("sff", "sff-fast"), default="sff",
                    help="sff: the paper's dual-stream classifier on 22x22 patch pairs (default); sff-fast: mfif's "
                         "light per-frame scorer on 128x128 crops with dense labels, also exported to ONNX")
@@ -50,6 +53,16 @@ def run(args) -> int:
 
     from ..io import check_output_dir
 
+    if args.export_onnx:
+        if args.photos or args.out:
+            raise UsageError("--export-onnx re-exports trained weights; give it without PHOTOS and --out")
+        from ..sff.train import reexport_onnx
+
+        card = reexport_onnx(args.export_onnx)
+        print(f"wrote {os.path.splitext(args.export_onnx)[0]}.onnx and its sha256 in {card}", file=sys.stderr)
+        return 0
+    if not args.photos or not args.out:
+        raise UsageError("mfif train needs PHOTOS (a folder of sharp photos) and --out RUN_FOLDER")
     check_output_dir(args.out)
     if args.init and not os.path.isfile(args.init):
         raise UsageError(f"--init {args.init}: no such file")

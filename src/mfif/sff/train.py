@@ -313,15 +313,41 @@ def _best_card(cfg: TrainConfig, arch: _Arch, net: nn.Module, photos_dir: Path, 
     }
     if (out / "best.pt").is_file():
         if cfg.arch == "sff-fast":
-            from .fast_model import export_onnx
-
-            best_net = arch.net()
-            best_net.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
-            export_onnx(best_net, out / "best.onnx")
-            card["onnx"] = {"sha256": sha256_file(out / "best.onnx"), "opset": 17,
-                            "note": "the ONNX export lies beside the .pt file, with the same name"}
+            _attach_onnx(out / "best.pt", card)
         write_card(out / "best.pt", card)
     return card
+
+
+def _attach_onnx(weights: Path, card: dict) -> None:
+    """Export the ``sff-fast`` network of ``weights`` (its architecture from ``card``) to ONNX beside
+    them, and record the export's hash in ``card``."""
+    from .fast_model import export_onnx, from_card
+
+    net = from_card(card)
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    onnx = weights.with_suffix(".onnx")
+    export_onnx(net, onnx)
+    card["onnx"] = {"sha256": sha256_file(onnx), "opset": 17,
+                    "note": "the ONNX export lies beside the .pt file, with the same name"}
+
+
+def reexport_onnx(weights: str | os.PathLike) -> Path:
+    """Export trained ``sff-fast`` weights to ONNX again, beside them, and update their card.
+
+    For a new form of the export (:func:`mfif.sff.fast_model.export_onnx`) of the same weights:
+    the ``.pt`` is checked against its card first and left as it is; only the ``.onnx`` and the
+    card's ``onnx`` entry change.
+    """
+    from .weights import verify
+
+    weights = Path(weights)
+    card = verify(weights)
+    name = (card.get("architecture") or {}).get("name")
+    if name != "FastFocusNet":
+        raise UsageError(f"{weights}: its model card describes {name or 'another network'}, not sff-fast's "
+                         "FastFocusNet")
+    _attach_onnx(weights, card)
+    return write_card(weights, card)
 
 
 def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
