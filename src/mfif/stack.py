@@ -455,7 +455,8 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
                     maps[name] = np.zeros((h, w), arr.dtype)
                 maps[name][cy0:cy1, cx0:cx1] = arr[core]
         res = f = None
-        release_memory()
+        if k + 1 < len(boxes):  # for the next tile's peak; after the last one nothing follows
+            release_memory()
         prog("fuse", k + 1, len(boxes))
     if rows is not None:
         fused = rows.finish()
