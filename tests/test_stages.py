@@ -19,7 +19,7 @@ from mfif.consistency import (
     remove_small_regions,
     verify_decision,
 )
-from mfif.decision import argmax_decision, label_boundary, one_hot, threshold_decision
+from mfif.decision import argmax_decision, label_boundary, labels_present, one_hot, threshold_decision
 
 
 # ---------------------------------------------------------------------------------------------
@@ -29,6 +29,16 @@ def test_argmax_and_threshold_by_hand():
     s = np.array([[[0.1, 0.9], [0.5, 0.5]], [[0.2, 0.1], [0.5, 0.4]]], np.float32)
     np.testing.assert_array_equal(argmax_decision(s), [[1, 0], [0, 0]])  # ties: lowest index
     np.testing.assert_array_equal(threshold_decision(s[0], threshold=0.5), [[1, 0], [0, 0]])
+
+
+def test_labels_present_are_the_unique_values():
+    rng = np.random.default_rng(0)
+    for values in ([3], [2, 3], [0, 5], [-4, -3, 7], [0, 1, 2, 6], [-32000, 32000]):
+        d = rng.choice(np.array(values, np.int16), size=(9, 11))
+        d.flat[: len(values)] = values  # every value present
+        np.testing.assert_array_equal(labels_present(d), np.unique(d))
+    d = np.array([[0, 2], [2, 0]], np.int16)  # a gap between two labels
+    np.testing.assert_array_equal(labels_present(d), [0, 2])
 
 
 def test_label_boundary_two_pixels_wide():

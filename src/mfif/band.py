@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .consistency import best_margin, central_box, guided_filter, noise_sigma, normalize_weights, within_disc
-from .decision import argmax_decision, label_boundary
+from .decision import argmax_decision, label_boundary, labels_present
 from .focus import sml
 from .frames import as_frames
 
@@ -79,7 +79,7 @@ def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, in
     def read(k):
         return frames.crop(k, y0, y1, x0, x1) if box is not None else frames.frame(k)
 
-    labels = _labels(decision)
+    labels = labels_present(decision)
     if labels.size == 2 and frames.n == 2:
         pick = decision == 1
         a, b = read(0), read(1)
@@ -91,14 +91,6 @@ def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, in
         idx = np.flatnonzero(d == k)
         flat[idx] = np.asarray(read(int(k))).reshape(decision.size, -1)[idx]
     return out
-
-
-def _labels(dec: np.ndarray) -> np.ndarray:
-    """The labels (frame indices >= 0) present in a decision box, sorted."""
-    lo, hi = int(dec.min()), int(dec.max())
-    if hi - lo <= 1:  # one or two adjacent labels: both ends are present
-        return np.arange(lo, hi + 1)
-    return lo + np.flatnonzero(np.bincount(dec.ravel() - lo))
 
 
 def _cells(h: int, w: int, box: int) -> list[tuple[int, int, int, int]]:
@@ -226,7 +218,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         if dense:
             fused[y0:y1, x0:x1] = select_sources(frames, dec, box=(y0, y1, x0, x1))
         if weights is not None:
-            for k in _labels(dec):
+            for k in labels_present(dec):
                 weights[k, y0:y1, x0:x1][dec == k] = 1.0
     if not boxes:
         return refined, weights, fused
@@ -240,7 +232,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
         y0, y1, x0, x1 = box_
         a0, a1, b0, b1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         dec = decision[a0:a1, b0:b1]
-        labels = _labels(dec)
+        labels = labels_present(dec)
         boxed = {int(k): frames.crop_and_gray(int(k), a0, a1, b0, b1) for k in labels}  # each box read once
         g = {k: gray for k, (_, gray) in boxed.items()}
         if band > 0 and labels.size > 1:

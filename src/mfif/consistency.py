@@ -31,7 +31,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .decision import argmax_decision, label_boundary, one_hot
+from .decision import argmax_decision, label_boundary, labels_present, one_hot
 from .focus import sml
 from .stats import median
 
@@ -142,7 +142,7 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int, confidence: np.
         return d
     conf = None if confidence is None else np.asarray(confidence, dtype=np.float64).ravel()
     small = np.zeros(d.shape, bool)
-    labels = np.flatnonzero(np.bincount(d.ravel())) if d.min() >= 0 else np.unique(d)  # bincount: cheaper than np.unique
+    labels = labels_present(d)
     for lab in labels:
         mask = (d == lab).astype(np.uint8)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
