@@ -275,8 +275,7 @@ def finest_diagonal_detail(gray: np.ndarray) -> np.ndarray:
     The ``dd`` band of ``pywt.dwtn(gray, "db2")`` in PyWavelets' default ``symmetric`` mode,
     ``(ceil((H + 3) / 2), ...)`` coefficients, to float32 rounding: the frame is extended by
     3 px of half-sample symmetry, filtered by OpenCV's separable filter and every second row
-    and column kept. About 3x faster than PyWavelets on a 512 x 512 crop, and without its
-    import.
+    and column kept: faster than PyWavelets, and without its import (docs/speed.md).
     """
     g = np.ascontiguousarray(gray, dtype=np.float32)
     h, w = g.shape

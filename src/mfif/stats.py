@@ -9,8 +9,8 @@ __all__ = ["median"]
 def median(x) -> float:
     """The median of all values of ``x`` (as :func:`numpy.median` computes it, the same value).
 
-    :func:`numpy.median` imports ``numpy.ma`` on its first call (about 17 ms here), which a
-    short ``mfif fuse`` would pay for one median; this selects the middle value(s) with
+    :func:`numpy.median` imports ``numpy.ma`` on its first call (its cost is in docs/speed.md),
+    which a short ``mfif fuse`` would pay for one median; this selects the middle value(s) with
     :func:`numpy.partition` and, for an even count, averages the two as NumPy does.
     """
     a = np.asarray(x).ravel()
