@@ -17,6 +17,9 @@ machine hits every tool alike.
   registered: boundaries everywhere) and a synthetic case from a BSDS500 test photo.
 * ``runtime``: the sff-fast network on one 2048 x 1536 frame with each runtime (ONNX Runtime,
   OpenCV's DNN module, PyTorch), and each runtime's import time in a fresh process.
+* ``cold``: the first passes of that frame in fresh processes, ONNX Runtime's session built as
+  ``mfif.sff.fast_runtime`` builds it, with and without its memory pattern (a pair's CLI call
+  is two such passes); each process's peak memory.
 
 Usage::
 
@@ -24,6 +27,7 @@ Usage::
     .venv/bin/python benchmarks/bench_speed.py cli [--methods sff-fast] [--repeat 5]
     .venv/bin/python benchmarks/bench_speed.py inproc [--methods sff-fast,focus-map] [--repeat 5]
     .venv/bin/python benchmarks/bench_speed.py runtime [--repeat 5]
+    .venv/bin/python benchmarks/bench_speed.py cold [--repeat 5]
 """
 from __future__ import annotations
 
@@ -272,15 +276,60 @@ def bench_runtime(args) -> None:
               f"{float(np.abs(np.asarray(out) - ref).max()):.1e} |")
 
 
+#: One fresh process of ``cold``: eight passes of a 2048 x 1536 frame through the shipped export.
+_COLD = """
+import json, resource, sys, time
+import numpy as np, onnxruntime as ort
+so = ort.SessionOptions()
+so.intra_op_num_threads = 0
+so.inter_op_num_threads = 1
+so.log_severity_level = 3
+so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+so.enable_mem_pattern = sys.argv[2] == "1"
+sess = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
+x = np.random.default_rng(0).random((1, 1, 1536, 2048)).astype(np.float32)
+ts = []
+for _ in range(8):
+    t0 = time.perf_counter()
+    sess.run(None, {"gray": x})
+    ts.append(time.perf_counter() - t0)
+print(json.dumps({"t": ts, "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_cold(args) -> None:
+    import json
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from mfif.sff.fast_runtime import default_fast_weights
+
+    onnx = str(default_fast_weights().with_suffix(".onnx"))
+    runs: dict[str, list] = {"with the memory pattern": [], "without (shipped)": []}
+    for _ in range(args.repeat):
+        for name, flag in zip(runs, ("1", "0")):
+            out = subprocess.run([sys.executable, "-c", _COLD, onnx, flag], capture_output=True, text=True,
+                                 check=True, env=_env())
+            runs[name].append(json.loads(out.stdout))
+    print(f"\nsff-fast network, fresh processes, one 2048 x 1536 frame 8 times; medians of {args.repeat} "
+          "alternating processes")
+    print("| session | first pass s | second pass s | passes 3-8 s | peak MB |")
+    print("|---|---|---|---|---|")
+    for name, rs in runs.items():
+        med = statistics.median
+        print(f"| {name} | {med(r['t'][0] for r in rs):.3f} | {med(r['t'][1] for r in rs):.3f} | "
+              f"{med(med(r['t'][2:]) for r in rs):.3f} | {med(r['mb'] for r in rs):.0f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("pcb", "cli", "inproc", "runtime"))
+    ap.add_argument("what", choices=("pcb", "cli", "inproc", "runtime", "cold"))
     ap.add_argument("--methods", default="sff-fast,focus-map")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-peer", action="store_true", help="pcb: skip focus-stack")
     args = ap.parse_args()
     compile_tree()
-    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc, "runtime": bench_runtime}[args.what](args)
+    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc, "runtime": bench_runtime,
+     "cold": bench_cold}[args.what](args)
     return 0
 
 

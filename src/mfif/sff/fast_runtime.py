@@ -126,6 +126,10 @@ def _ort_session(path: Path, providers: list[str], threads: int):
     # ONNX Runtime's threads otherwise spin for work after a run, taking the cores from the
     # stages that follow it (docs/speed.md)
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # a memory pattern is planned after the first run and allocated by the second, which made
+    # a pair's second frame as slow as its first and raised the peak; the arena alone reuses
+    # the first run's buffers from the second run on (docs/speed.md)
+    so.enable_mem_pattern = False
     sess = ort.InferenceSession(str(path), so, providers=providers)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
