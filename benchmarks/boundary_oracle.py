@@ -1,8 +1,8 @@
 """Where a decision-map method loses PSNR on synthetic pairs: the boundary or the regions.
 
-For each two-source case with ground truth the method is scored as configured, then its hard
-decision (``gf_radius=0``, so the decision alone makes the image) is scored, then scored again with the decision replaced by the
-ground-truth mask within ``k`` px of the method's own boundary. The gain at small ``k`` is what
+For each two-source case with ground truth the method is scored as configured, then its
+decision map alone (each pixel from the source it chose: no weights, no seam), then that
+decision with the ground-truth mask put in within ``k`` px of the method's own boundary. The gain at small ``k`` is what
 an exact boundary would buy; the rest of the distance to "mask everywhere" is whole regions
 decided wrongly. Two reference rows need no method: the ground-truth mask's hard selection and
 the per-pixel oracle (the source closer to the truth at each pixel). A last table gives, by
@@ -74,9 +74,10 @@ def main(argv=None) -> None:
             continue
         a, b = src
         gt, mask = to_float(d.gt), d.mask
-        add(f"{args.method} as configured", fuse(src, method=method, **params).fused, src, gt, mask)
-        dec = fuse(src, method=method, **{**params, "gf_radius": "0"}).decision
-        add(f"{args.method}, its decision alone (gf_radius=0, hard)", _pick(dec, a, b), src, gt, mask)
+        r = fuse(src, method=method, **params)
+        add(f"{args.method} as configured", r.fused, src, gt, mask)
+        dec = r.decision
+        add(f"{args.method}, its decision alone (hard)", _pick(dec, a, b), src, gt, mask)
         edge = label_boundary(dec)
         for k in REACH:
             add(f"  + truth within {k} px of its boundary", _pick(np.where(within_disc(edge, k), mask, dec), a, b),
