@@ -488,3 +488,94 @@ def test_registry_options_are_unique_and_shared_stage_options_agree():
     for k in ("threshold", "min_region", "keep_confident", "refine_window", "refine_noise", "gf_radius", "prefer"):
         assert sff[k] == fast[k]
     assert (sff["refine_band"], sff["seam"]) == (16.0, "laplacian") and (fast["refine_band"], fast["seam"]) == (8.0, "none")
+
+
+# -- the fine measure where the network has no evidence ----------------------------------------
+def test_cell_detail_is_the_modified_laplacian_per_cell():
+    """By hand: the modified Laplacian (replicated borders) averaged over each 4 x 4 cell, then a
+    3 x 3 box mean (reflected borders) over the cells; a partial last cell averages its pixels."""
+    import cv2
+
+    from mfif.focus import cell_detail
+
+    rng = np.random.default_rng(3)
+    g = rng.random((22, 30)).astype(np.float32)
+    p = np.pad(g, 1, mode="edge").astype(np.float64)
+    ml = (np.abs(2 * p[1:-1, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:])
+          + np.abs(2 * p[1:-1, 1:-1] - p[:-2, 1:-1] - p[2:, 1:-1]))
+    cells = np.array([[ml[4 * i:4 * i + 4, 4 * j:4 * j + 4].mean() for j in range(8)] for i in range(6)])
+    want = cv2.boxFilter(cells.astype(np.float32), cv2.CV_32F, (3, 3), borderType=cv2.BORDER_REFLECT)
+    got = cell_detail(g)
+    assert got.shape == (6, 8)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_detail_evidence_speaks_only_where_the_network_is_unsure():
+    from mfif.consistency import detail_evidence
+
+    scores = np.zeros((3, 4, 4), np.float32)
+    scores[0, 0] = 20.0  # row 0: the network is sure of frame 0
+    best = np.full((4, 4), 10.0, np.float32)
+    second = np.full((4, 4), 4.0, np.float32)
+    second[2] = 9.0  # row 2: the fine measure's runner-up is close (not 1.5 times below)
+    second[3] = 6.0  # row 3: 1.67 times below, but by 4 < level 5
+    index = np.full((4, 4), 2, np.int16)
+    out = detail_evidence(scores, best, second, index, weak=8.0, level=5.0)
+    assert np.array_equal(out[:, 0], scores[:, 0])  # the network's own evidence is kept
+    assert (out[2, 1] == 12.0).all() and (out[:2, 1] == 0.0).all()  # unsure and decisive: frame 2
+    assert np.array_equal(out[:, 2:], scores[:, 2:])  # not decisive: unchanged
+    assert np.array_equal(detail_evidence(scores, best, second, index, weak=0.0, level=5.0), scores)
+
+
+def test_unify_flat_regions_gives_a_large_flat_area_to_one_frame():
+    from mfif.consistency import unify_flat_regions
+
+    dec = np.zeros((40, 60), np.int16)
+    dec[:, 30:] = 1  # a flat area (columns 10-49) split down the middle
+    best = np.full((40, 60), 50.0, np.float32)
+    best[:, 10:50] = 1.0
+    index = np.zeros((40, 60), np.int16)
+    index[:, 10:50] = 1
+    index[:, 10:20] = 0  # frame 1 has the most detail in most of the flat area
+    best[5:8, 52:55] = 1.0  # a small flat spot: kept as it is
+    out = unify_flat_regions(dec, best, index, level=2.0, min_area=100, n=2)
+    assert (out[:, 10:50] == 1).all()
+    assert np.array_equal(out[:, :10], dec[:, :10]) and np.array_equal(out[:, 50:], dec[:, 50:])
+    # the vote is weighted by the measure: frame 0 wins where its cells carry more detail
+    best2 = best.copy()
+    best2[:, 10:20] = 1.9
+    best2[:, 20:50] = 0.3
+    assert (unify_flat_regions(dec, best2, index, level=2.0, min_area=100, n=2)[:, 10:50] == 0).all()
+    assert np.array_equal(unify_flat_regions(dec, best, index, level=2.0, min_area=0, n=2), dec)
+    assert np.array_equal(unify_flat_regions(dec, best, index, level=0.5, min_area=100, n=2), dec)
+
+
+def _barcode(rng, h=192, w=256):
+    """Black and white bars of random widths (4-24 px): crisp edges between wide flat areas."""
+    widths = rng.integers(4, 25, size=w)
+    x = np.repeat(np.arange(widths.size) % 2, widths)[:w].astype(np.float32)
+    return np.tile(0.08 + 0.84 * x, (h, 1))
+
+
+def test_a_barcode_comes_from_its_sharp_frame(monkeypatch):
+    """Crisp bars between wide flat areas, far from the network's training photos. With a network
+    that has no evidence there (its scores stand in for one that is unsure, as the shipped one is
+    on the barcode of the ``pcb`` stack), the fine measure (``fallback``) must pick the sharp frame
+    of a 3-frame stack, and its evidence must fill the flat bars; without it the ties go to frame 0."""
+    import cv2
+
+    from mfif.sff import fast_fusion
+
+    scorer = load_scorer(device="auto")
+    monkeypatch.setattr(scorer, "_run", lambda x: np.zeros((1, 1, x.shape[2] // STRIDE, x.shape[3] // STRIDE),
+                                                            np.float32))
+    monkeypatch.setattr(fast_fusion, "load_scorer", lambda *a, **k: scorer)
+    rng = np.random.default_rng(11)
+    sharp = _barcode(rng)
+    frames = [cv2.GaussianBlur(sharp, (0, 0), s) for s in (3.0, 1.5)] + [sharp]
+    frames = [np.clip(f + rng.normal(0, 0.003, f.shape).astype(np.float32), 0, 1) for f in frames]
+    r = fuse(frames, method="sff-fast")
+    assert np.mean(r.decision == 2) > 0.9
+    assert np.abs(r.fused - sharp).mean() < 0.01
+    off = fuse(frames, method="sff-fast", fallback=0.0)
+    assert np.mean(off.decision == 2) < 0.1

@@ -37,7 +37,7 @@ from .stats import median
 
 __all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
            "boundary_distance", "near_boundary", "within_disc", "finest_diagonal_detail", "noise_sigma", "best_margin", "decision_confidence",
-           "refine_boundaries", "verify_decision", "decision_weights"]
+           "refine_boundaries", "verify_decision", "decision_weights", "detail_evidence", "unify_flat_regions"]
 
 
 def _blur_wide(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -156,6 +156,101 @@ def remove_small_regions(decision: np.ndarray, *, min_area: int, confidence: np.
     if not small.any() or small.all():
         return d
     return fill_from_nearest(d, small)
+
+
+def detail_evidence(scores: np.ndarray, best: np.ndarray, second: np.ndarray, best_index: np.ndarray, *,
+                    weak: float, level: float, ratio: float = 1.5) -> np.ndarray:
+    """Let a fine focus measure speak where a focus classifier has no evidence.
+
+    A classifier can be unsure, or wrong without knowing it, on content it was not trained on (the
+    crisp bars of a barcode, printed text): its scores for the frames then differ by little. Where
+    the best score beats the runner-up by less than ``weak`` and the fine measure is decisive (its
+    best frame beats the runner-up by more than ``level`` and by a factor of ``ratio``, so that a
+    brightness or noise difference between frames cannot decide), the scores are replaced by
+    evidence of the classifier's kind: ``1.5 * weak`` for the fine measure's best frame, 0 for the
+    others. The rest of the pipeline (filling areas without evidence, small-region removal) then
+    treats that evidence like the classifier's own.
+
+    Parameters
+    ----------
+    scores : ndarray
+        ``(N, h, w)`` float32 classifier scores (logits; higher = sharper).
+    best, second : ndarray
+        ``(h, w)`` the fine measure's best and second-best value over the frames (same grid).
+    best_index : ndarray
+        ``(h, w)`` integer: the frame with the best fine measure.
+    weak : float, keyword-only
+        Classifier margin below which it is unsure (``<= 0``: the scores are returned unchanged).
+    level : float, keyword-only
+        Margin of the fine measure from which it is decisive (its noise floor).
+    ratio : float, keyword-only
+        Factor by which the fine measure's best must also exceed its runner-up.
+
+    Returns
+    -------
+    ndarray
+        ``(N, h, w)`` float32 scores (a copy).
+    """
+    out = np.array(scores, dtype=np.float32, copy=True)
+    if weak <= 0:
+        return out
+    use = (best_margin(out) < weak) & (best - second > level) & (best > ratio * second)
+    if use.any():
+        for k in range(out.shape[0]):
+            np.copyto(out[k], np.where(best_index == k, np.float32(1.5 * weak), np.float32(0.0)), where=use)
+    return out
+
+
+def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.ndarray, *, level: float,
+                       min_area: int, n: int) -> np.ndarray:
+    """Give each large connected area without detail in any frame to one frame.
+
+    Where no frame has detail (a bokeh background, a clear sky), the frames differ only in blur,
+    brightness and noise, and a per-area decision is a coin toss that can split the area
+    between frames along a visible curved step. Each 8-connected component of the area where the
+    fine measure's ``best`` over the frames stays below ``level`` (opened by 3 x 3 cells, so that
+    thin gaps between details do not count), with at least ``min_area`` pixels, takes one frame:
+    the one whose fine measure wins the most of it, weighted by that measure (the least blurred
+    frame of the area). Smaller flat areas keep their decision.
+
+    Parameters
+    ----------
+    decision : ndarray
+        ``HxW`` integer label map (source indices ``0 .. n-1``).
+    best : ndarray
+        ``HxW`` the fine focus measure's best value over the frames.
+    best_index : ndarray
+        ``HxW`` integer: the frame with that value.
+    level : float, keyword-only
+        Below this no frame has detail (a multiple of the noise sigma).
+    min_area : int, keyword-only
+        Smallest flat area (pixels) that is unified (``<= 0``: none).
+    n : int, keyword-only
+        Number of sources.
+
+    Returns
+    -------
+    ndarray
+        ``HxW`` int16 label map (a copy).
+    """
+    d = np.asarray(decision).astype(np.int16, copy=True)
+    if min_area <= 0:
+        return d
+    flat = cv2.morphologyEx((np.asarray(best) < level).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if not flat.any():
+        return d
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False  # the area with detail
+    if not keep.any():
+        return d
+    # votes[c, k]: the fine measure summed over the pixels of component c where frame k has the most
+    idx = comp.ravel().astype(np.int64) * n + np.asarray(best_index).ravel()
+    votes = np.bincount(idx, weights=np.asarray(best, np.float64).ravel(), minlength=count * n).reshape(count, n)
+    winner = votes.argmax(axis=1).astype(np.int16)
+    sel = keep[comp]
+    d[sel] = winner[comp[sel]]
+    return d
 
 
 def fill_from_nearest(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["modified_laplacian", "sml", "energy_of_gradient", "local_variance", "FOCUS_MEASURES"]
+__all__ = ["modified_laplacian", "sml", "cell_detail", "energy_of_gradient", "local_variance", "FOCUS_MEASURES"]
 
 
 def modified_laplacian(gray: np.ndarray, *, step: int = 1) -> np.ndarray:
@@ -43,6 +43,27 @@ def sml(gray: np.ndarray, *, window: int = 7, step: int = 1) -> np.ndarray:
     """
     ml = modified_laplacian(gray, step=step)
     return cv2.boxFilter(ml, cv2.CV_32F, (int(window), int(window)), borderType=cv2.BORDER_REFLECT)
+
+
+def cell_detail(gray: np.ndarray, *, cell: int = 4, window: int = 3) -> np.ndarray:
+    """Local detail on a grid of ``cell`` x ``cell`` px: the modified Laplacian's mean per cell,
+    then its mean over ``window`` x ``window`` cells (a sum-modified-Laplacian of
+    ``cell * window`` px sampled every ``cell`` px).
+
+    ``gray`` is ``HxW`` float32; the result is ``(ceil(H/cell), ceil(W/cell))`` float32 (the last
+    row and column of cells average the pixels they have).
+    """
+    ml = modified_laplacian(gray)
+    h, w = ml.shape
+    gh, gw = -(-h // cell), -(-w // cell)
+    ph, pw = gh * cell - h, gw * cell - w
+    sums = cv2.copyMakeBorder(ml, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0.0) if ph or pw else ml
+    num = cv2.resize(sums, (gw, gh), interpolation=cv2.INTER_AREA)
+    if ph:
+        num[-1] *= cell / (cell - ph)
+    if pw:
+        num[:, -1] *= cell / (cell - pw)
+    return cv2.boxFilter(num, cv2.CV_32F, (window, window), borderType=cv2.BORDER_REFLECT)
 
 
 def energy_of_gradient(gray: np.ndarray, *, window: int = 7) -> np.ndarray:

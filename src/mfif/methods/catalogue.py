@@ -69,10 +69,19 @@ register(Method(
               "(0: off)", min=0.0, max=100.0),
         Param("weak_reach", int, 1, "grid cells (4 px) within which evidence counts as an area's own (0: the "
               "cell's own)", min=0, max=64),
+        Param("fallback", float, 4.0, "where the network is unsure (margin below weak=), a fine focus measure "
+              "decides if it beats the runner-up by this many noise sigmas and by 1.5 times (0: off)",
+              min=0.0, max=1000.0),
+        Param("flat", float, 6.0, "noise sigmas of fine detail below which no frame has any: each large such area "
+              "comes from the frame with the most detail (0: off)", min=0.0, max=1000.0),
+        Param("flat_area", float, 0.01, "smallest area (fraction of the image) that flat= gives to one frame",
+              min=0.0, max=1.0),
+        Param("stack_gf_radius", int, 8, "guided-filter radius with 3 or more frames (gf_radius= is for pairs)",
+              min=0, max=64),
         Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),
     ) + sff_stage_params(refine_band=8.0, seam="none"),
     has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames",
-    area_options=("min_region", "min_region_floor"),
+    area_options=("min_region", "min_region_floor", "flat_area"),
     # measured (docs/speed.md): frames in memory (the API, Dask chunks) and read from the local
     # engine's cache, where the working set does not grow with the number of frames
     resources=Resources(MemoryModel(per_frame=20.0, fixed=150.0, const=150e6)),

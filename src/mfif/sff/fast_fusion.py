@@ -2,17 +2,23 @@
 
 1. **Focus detection** -- :class:`~mfif.sff.fast_model.FastFocusNet` scores every frame on its
    own (cost linear in the number of frames) on a 4-px grid.
-2. **Initial segmentation** -- on the grid: areas without evidence take the evidence around
-   them (:func:`mfif.consistency.fill_weak_evidence`), then each frame's probability of being
+2. **Initial segmentation** -- on the grid: where the network is unsure, a fine focus measure
+   (:func:`mfif.focus.cell_detail`, computed while the network runs) counts as evidence if it is
+   decisive (:func:`mfif.consistency.detail_evidence`, ``fallback``); areas still without
+   evidence take the evidence around them (:func:`mfif.consistency.fill_weak_evidence`), then
+   each frame's probability of being
    the sharpest is a softmax over frames (two frames: ``P(A) = sigmoid(s_A - s_B)``),
    thresholded at ``threshold`` (two frames) or arg-maxed. At full resolution the boundaries
    are those of the bilinearly upsampled scores.
 3. **Consistency verification** -- small unsure regions are removed on the grid
    (:func:`mfif.consistency.remove_small_regions`, confident ones stay, 16 times fewer pixels
-   than at full resolution); then, only in boxes around the boundaries
+   than at full resolution) and each large area without detail in any frame is given to one
+   frame (:func:`mfif.consistency.unify_flat_regions`, ``flat``); then, only in boxes around the
+   boundaries
    (:func:`mfif.band.band_refine_blend`), pixels near a boundary are re-decided by a fine
    focus measure where it is decisive against the noise and the guided-filter weights of
-   :func:`mfif.consistency.decision_weights` are computed.
+   :func:`mfif.consistency.decision_weights` are computed (radius ``gf_radius`` for two
+   frames, ``stack_gf_radius`` for more).
 4. **Fusion** -- weighted average in those boxes, the chosen frame's pixels elsewhere;
    optionally cross-faded into a Laplacian-pyramid fusion near boundaries (``seam``).
 
@@ -38,8 +44,10 @@ import numpy as np
 
 from ..band import band_refine_blend
 from ..blend import seam_blend, soft_blend, softmax_weights
-from ..consistency import decision_confidence, fill_weak_evidence, remove_small_regions
+from ..consistency import (central_box, decision_confidence, detail_evidence, fill_weak_evidence, noise_sigma,
+                           remove_small_regions, unify_flat_regions)
 from ..decision import argmax_decision, prefer_decision, threshold_decision
+from ..focus import cell_detail
 from ..frames import ArrayFrames, FrameSource, as_frames
 from ..result import FusionResult
 from .fast_runtime import STRIDE, load_scorer
@@ -48,15 +56,19 @@ __all__ = ["fast_scores", "upsample_scores", "fuse_sff_fast", "fuse_sff_fast_fra
 
 
 def fast_scores(frames, *, weights: str = "", device: str = "auto", threads: int = 0, tile: float = 4.0,
-                progress: Callable | None = None) -> np.ndarray:
+                progress: Callable | None = None, on_gray: Callable | None = None) -> np.ndarray:
     """Step 1 on the 4-px grid: ``(N, ceil(H/4), ceil(W/4))`` float32 scores, one network pass per
     frame, of a :class:`mfif.frames.FrameSource` or a sequence of images (gray or colour; the
-    network sees their luminance)."""
+    network sees their luminance). ``on_gray(k, gray)`` is called with each frame's luminance,
+    so that other per-frame measures need no second read."""
     frames = as_frames(frames)
     scorer = load_scorer(weights or None, device=device, threads=threads)
     out = []
     for k in range(frames.n):
-        out.append(scorer.score(frames.gray(k), tile=tile))
+        g = frames.gray(k)
+        out.append(scorer.score(g, tile=tile))
+        if on_gray is not None:
+            on_gray(k, g)
         if progress is not None:
             progress(k + 1, frames.n)
     return np.stack(out)
@@ -75,12 +87,41 @@ def upsample_scores(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return up[:h, :w]
 
 
+class _FineTop2:
+    """Running state of the fine focus measure over the frames, one frame at a time: on the 4-px
+    grid, the best and second-best :func:`mfif.focus.cell_detail` and the best frame's index,
+    and the mean noise sigma of the frames (three grids, whatever the number of frames)."""
+
+    def __init__(self, h: int, w: int):
+        self.box = central_box(h, w, 1 << 18)
+        self.best = self.second = self.index = None
+        self.sigmas: list[float] = []
+
+    def add(self, k: int, gray: np.ndarray) -> None:
+        y0, y1, x0, x1 = self.box
+        self.sigmas.append(noise_sigma([gray[y0:y1, x0:x1]]))
+        d = cell_detail(gray, cell=STRIDE)
+        if self.best is None:
+            self.best, self.second = d, np.zeros_like(d)
+            self.index = np.zeros(d.shape, np.int16)
+            return
+        better = d > self.best  # ties keep the lower index
+        np.copyto(self.second, np.where(better, self.best, np.maximum(self.second, d)))
+        np.copyto(self.best, d, where=better)
+        self.index[better] = k
+
+    @property
+    def sigma(self) -> float:
+        return max(float(np.mean(self.sigmas)), 1e-4)
+
+
 def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
                   tile: float = 4.0, blend: str = "decision", temperature: float = 0.25, threshold: float = 0.5,
                   min_region: float = 0.01, keep_confident: float = 0.3, min_region_floor: float = 0.001,
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
                   weak: float = 8.0, weak_reach: int = 1, prefer: str = "none", prefer_margin: float = 0.05,
+                  flat: float = 6.0, flat_area: float = 0.01, fallback: float = 4.0, stack_gf_radius: int = 8,
                   progress: Callable | None = None) -> FusionResult:
     """Fuse sources with the light SFF network.
 
@@ -107,6 +148,16 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
     weak_reach : int, keyword-only
         Grid cells (4 px) within which evidence counts as a pixel's own: the crossing strip at a
         focus boundary keeps its scores, only areas without evidence nearby are filled.
+    fallback : float, keyword-only
+        Where the network's margin is below ``weak``, the fine measure's best frame counts as
+        evidence if it beats the runner-up by this many noise sigmas and by a factor of 1.5
+        (:func:`mfif.consistency.detail_evidence`); 0: off.
+    flat, flat_area : float, keyword-only
+        Each connected area of at least ``flat_area`` of the image where no frame's fine measure
+        reaches ``flat`` noise sigmas comes from one frame, the one with the most detail there
+        (:func:`mfif.consistency.unify_flat_regions`); ``flat`` 0: off.
+    stack_gf_radius : int, keyword-only
+        Guided-filter radius with three or more frames (``gf_radius`` is the pairs' radius).
     threshold, min_region, keep_confident, min_region_floor, refine_band, refine_window,
     refine_noise, gf_radius, gf_eps, seam, seam_width, prefer, prefer_margin
         As in :func:`mfif.sff.fusion.fuse_sff` (the shared stages).
@@ -129,8 +180,8 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         temperature=temperature, threshold=threshold, min_region=min_region, keep_confident=keep_confident,
         min_region_floor=min_region_floor, refine_band=refine_band, refine_window=refine_window,
         refine_noise=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps, seam=seam, seam_width=seam_width, weak=weak,
-        weak_reach=weak_reach,
-        prefer=prefer, prefer_margin=prefer_margin, progress=progress)
+        weak_reach=weak_reach, prefer=prefer, prefer_margin=prefer_margin, flat=flat, flat_area=flat_area,
+        fallback=fallback, stack_gf_radius=stack_gf_radius, progress=progress)
 
 
 def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
@@ -139,7 +190,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                          min_region_floor: float = 0.001, refine_band: float = 8.0, refine_window: int = 5,
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
                          seam_width: float = 6.0, weak: float = 8.0, weak_reach: int = 1, prefer: str = "none",
-                         prefer_margin: float = 0.05, progress: Callable | None = None) -> FusionResult:
+                         prefer_margin: float = 0.05, flat: float = 6.0, flat_area: float = 0.01,
+                         fallback: float = 4.0, stack_gf_radius: int = 8, progress: Callable | None = None) -> FusionResult:
     """:func:`fuse_sff_fast` on frames read on demand (:class:`mfif.frames.FrameSource`).
 
     The decision path reads each frame twice (the network pass, the chosen pixels) and boxes of
@@ -153,7 +205,9 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     h, w = frames.shape[:2]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    grid = fast_scores(frames, weights=weights, device=device, threads=threads, tile=tile, progress=progress)
+    fine = _FineTop2(h, w) if (flat > 0 or fallback > 0) and blend != "soft" else None
+    grid = fast_scores(frames, weights=weights, device=device, threads=threads, tile=tile, progress=progress,
+                       on_gray=None if fine is None else fine.add)
     timings["focus_detection"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     info = {"device": load_scorer(weights or None, device=device, threads=threads).device}
@@ -171,6 +225,9 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                             info={"timings": timings, **info})
     # steps 2-3a on the network's 4-px grid: 16 times fewer pixels for the same regions;
     # areas without evidence take the evidence around them first
+    if fine is not None and fallback > 0:
+        # where the network is unsure, a decisive fine measure counts as evidence
+        grid = detail_evidence(grid, fine.best, fine.second, fine.index, weak=weak, level=fallback * fine.sigma)
     grid = fill_weak_evidence(grid, weak=weak, reach=weak_reach)
     pg = softmax_weights(grid)
     sg = pg[:1] if n == 2 else pg
@@ -181,6 +238,11 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     floor = min_region_floor * h * w / (n - 1)
     dec_g = remove_small_regions(init_g, min_area=int(round(min_area / cells)), confidence=decision_confidence(sg),
                                  keep_above=keep_confident, keep_min_area=int(round(floor / cells)))
+    if fine is not None and flat > 0:
+        # each large area without detail in any frame comes from one frame
+        dec_g = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
+                                   min_area=int(round(flat_area * h * w / cells)), n=n)
+    fine = None
     # full resolution: the boundaries of the upsampled scores, and the grid's verdict where
     # small-region removal changed it
     if n == 2 and not keep_maps and prefer == "none" and 0.0 < threshold < 1.0:
@@ -223,8 +285,9 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     timings["segmentation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # steps 3b-4 only in the band around the boundaries
+    radius = gf_radius if n == 2 else stack_gf_radius
     decision, weights_maps, fused = band_refine_blend(decision, frames, band=refine_band, window=refine_window,
-                                                      noise_k=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps,
+                                                      noise_k=refine_noise, gf_radius=radius, gf_eps=gf_eps,
                                                       keep_weights=keep_maps, threads=threads)
     timings["consistency_and_blend"] = time.perf_counter() - t0
     t0 = time.perf_counter()
