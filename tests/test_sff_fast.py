@@ -538,8 +538,9 @@ def test_unify_flat_regions_gives_a_large_flat_area_to_one_frame():
     index[:, 10:50] = 1
     index[:, 10:20] = 0  # frame 1 has the most detail in most of the flat area
     best[5:8, 52:55] = 1.0  # a small flat spot: kept as it is
-    out = unify_flat_regions(dec, best, index, level=2.0, min_area=100, n=2)
+    out, mask = unify_flat_regions(dec, best, index, level=2.0, min_area=100, n=2, return_mask=True)
     assert (out[:, 10:50] == 1).all()
+    assert mask[:, 10:50].all() and not mask[:, :10].any() and not mask[:, 50:].any()
     assert np.array_equal(out[:, :10], dec[:, :10]) and np.array_equal(out[:, 50:], dec[:, 50:])
     # the vote is weighted by the measure: frame 0 wins where its cells carry more detail
     best2 = best.copy()
@@ -579,3 +580,30 @@ def test_a_barcode_comes_from_its_sharp_frame(monkeypatch):
     assert np.abs(r.fused - sharp).mean() < 0.01
     off = fuse(frames, method="sff-fast", fallback=0.0)
     assert np.mean(off.decision == 2) < 0.1
+
+
+def test_a_flat_area_is_one_frame_to_the_pixel(monkeypatch):
+    """Two featureless frames whose network scores split the image down the middle: the flat
+    area goes to one frame, at full resolution too. The bilinearly upsampled scores cross inside
+    a grid cell, so a strip of the old boundary would survive if only the changed cells were
+    copied to full resolution."""
+    from mfif.sff import fast_fusion
+
+    scorer = load_scorer(device="auto")
+
+    def ramp(x):
+        gw = x.shape[3] // STRIDE
+        row = np.linspace(-3.0, 3.0, gw, dtype=np.float32) * (1 if ramp.k % 2 == 0 else 0)
+        ramp.k += 1
+        return np.broadcast_to(row, (1, 1, x.shape[2] // STRIDE, gw)).copy()
+
+    ramp.k = 0
+    monkeypatch.setattr(scorer, "_run", ramp)
+    monkeypatch.setattr(fast_fusion, "load_scorer", lambda *a, **k: scorer)
+    rng = np.random.default_rng(5)
+    frames = [np.clip(0.5 + rng.normal(0, 0.002, (96, 130)), 0, 1).astype(np.float32) for _ in range(2)]
+    r = fuse(frames, method="sff-fast")
+    assert np.unique(r.decision).size == 1
+    ramp.k = 0
+    off = fuse(frames, method="sff-fast", flat=0.0)
+    assert np.unique(off.decision).size == 2  # the split the rule removes

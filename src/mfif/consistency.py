@@ -202,7 +202,7 @@ def detail_evidence(scores: np.ndarray, best: np.ndarray, second: np.ndarray, be
 
 
 def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.ndarray, *, level: float,
-                       min_area: int, n: int) -> np.ndarray:
+                       min_area: int, n: int, return_mask: bool = False):
     """Give each large connected area without detail in any frame to one frame.
 
     Where no frame has detail (a bokeh background, a clear sky), the frames differ only in blur,
@@ -227,30 +227,34 @@ def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.nd
         Smallest flat area (pixels) that is unified (``<= 0``: none).
     n : int, keyword-only
         Number of sources.
+    return_mask : bool, keyword-only
+        Also return the ``HxW`` bool mask of the unified areas (a caller that works on a grid
+        uses it to give those areas the grid's label at full resolution too).
 
     Returns
     -------
-    ndarray
-        ``HxW`` int16 label map (a copy).
+    ndarray or (ndarray, ndarray)
+        ``HxW`` int16 label map (a copy), and the mask if asked for.
     """
     d = np.asarray(decision).astype(np.int16, copy=True)
+    none = np.zeros(d.shape, bool)
     if min_area <= 0:
-        return d
+        return (d, none) if return_mask else d
     flat = cv2.morphologyEx((np.asarray(best) < level).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     if not flat.any():
-        return d
+        return (d, none) if return_mask else d
     count, comp, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False  # the area with detail
     if not keep.any():
-        return d
+        return (d, none) if return_mask else d
     # votes[c, k]: the fine measure summed over the pixels of component c where frame k has the most
     idx = comp.ravel().astype(np.int64) * n + np.asarray(best_index).ravel()
     votes = np.bincount(idx, weights=np.asarray(best, np.float64).ravel(), minlength=count * n).reshape(count, n)
     winner = votes.argmax(axis=1).astype(np.int16)
     sel = keep[comp]
     d[sel] = winner[comp[sel]]
-    return d
+    return (d, sel) if return_mask else d
 
 
 def fill_from_nearest(labels: np.ndarray, holes: np.ndarray) -> np.ndarray:

@@ -238,10 +238,11 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     floor = min_region_floor * h * w / (n - 1)
     dec_g = remove_small_regions(init_g, min_area=int(round(min_area / cells)), confidence=decision_confidence(sg),
                                  keep_above=keep_confident, keep_min_area=int(round(floor / cells)))
+    unified = None
     if fine is not None and flat > 0:
         # each large area without detail in any frame comes from one frame
-        dec_g = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
-                                   min_area=int(round(flat_area * h * w / cells)), n=n)
+        dec_g, unified = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
+                                            min_area=round(flat_area * h * w / cells), n=n, return_mask=True)
     fine = None
     # full resolution: the boundaries of the upsampled scores, and the grid's verdict where
     # small-region removal changed it
@@ -277,6 +278,10 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
         best = None
     decision = initial
     changed = dec_g != init_g
+    if unified is not None:
+        # a unified area is one frame to the pixel, not only where its grid cells changed: the
+        # upsampled scores would leave the old boundary's sub-cell strips in it
+        changed |= unified
     if changed.any():
         def up(a):  # each grid cell to its STRIDE x STRIDE pixels
             return np.repeat(np.repeat(a, STRIDE, axis=0), STRIDE, axis=1)[:h, :w]
