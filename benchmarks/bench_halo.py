@@ -34,7 +34,9 @@ METHODS = [
     ("focus-map", "focus-map", {}),
     ("sff hard map (paper steps)", "sff", {"keep_confident": 2.0, "refine_band": 0, "seam": "none", "gf_radius": 0}),
     ("sff paper (guided filter)", "sff", {"keep_confident": 2.0, "refine_band": 0, "seam": "none", "gf_radius": 8, "gf_eps": 0.01}),
-    ("sff (mfif default)", "sff", {}),
+    ("sff (its defaults)", "sff", {}),
+    ("sff-fast (mfif default)", "sff-fast", {}),
+    ("sff-fast seam=laplacian", "sff-fast", {"seam": "laplacian"}),
 ]
 
 
