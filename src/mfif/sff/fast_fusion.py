@@ -9,7 +9,8 @@
    each frame's probability of being
    the sharpest is a softmax over frames (two frames: ``P(A) = sigmoid(s_A - s_B)``),
    thresholded at ``threshold`` (two frames) or arg-maxed. At full resolution the boundaries
-   are those of the bilinearly upsampled scores.
+   are those of the bilinearly upsampled scores, into which the grid's later verdicts (small
+   regions removed, flat areas unified) enter as a margin for the chosen frame.
 3. **Consistency verification** -- small unsure regions are removed on the grid
    (:func:`mfif.consistency.remove_small_regions`, confident ones stay, 16 times fewer pixels
    than at full resolution) and each large area without detail in any frame is given to one
@@ -244,8 +245,19 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
         dec_g, unified = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
                                             min_area=round(flat_area * h * w / cells), n=n, return_mask=True)
     fine = None
-    # full resolution: the boundaries of the upsampled scores, and the grid's verdict where
-    # small-region removal changed it
+    changed = dec_g != init_g
+    if unified is not None:
+        # a unified area is one frame to the pixel, not only where its grid cells changed: the
+        # upsampled scores would leave the old boundary's sub-cell strips in it
+        changed |= unified
+    if changed.any():
+        # the grid's verdict enters the scores (a margin of the evidence's kind for the chosen frame),
+        # so that its boundaries at full resolution are the upsampled scores' too, not 4-px steps
+        margin = np.float32(max(1.5 * weak, 4.0))
+        grid = np.array(grid, dtype=np.float32, copy=True)
+        for k in range(n):
+            np.copyto(grid[k], np.where(dec_g == k, margin, -margin).astype(np.float32), where=changed)
+    # full resolution: the boundaries of the upsampled scores
     if n == 2 and not keep_maps and prefer == "none" and 0.0 < threshold < 1.0:
         # only the decision is wanted: P(A) >= threshold is the logit difference >= logit(threshold),
         # without the full-size logistic (the two differ only where float32 rounds the logistic)
@@ -277,16 +289,6 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
             np.copyto(best, s_k, where=better)
         best = None
     decision = initial
-    changed = dec_g != init_g
-    if unified is not None:
-        # a unified area is one frame to the pixel, not only where its grid cells changed: the
-        # upsampled scores would leave the old boundary's sub-cell strips in it
-        changed |= unified
-    if changed.any():
-        def up(a):  # each grid cell to its STRIDE x STRIDE pixels
-            return np.repeat(np.repeat(a, STRIDE, axis=0), STRIDE, axis=1)[:h, :w]
-
-        decision = np.where(up(changed), up(dec_g), initial).astype(np.int16)
     timings["segmentation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # steps 3b-4 only in the band around the boundaries
