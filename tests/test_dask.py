@@ -88,7 +88,7 @@ def test_chunked_equals_whole_sff_fast():
     further than the halo, into areas without detail where either plane is as sharp, and each
     chunk gives its own part of a large area without detail (``flat=``) to one frame by its own
     vote, so the stated tolerance for its depth map is looser: PSNR above 40 dB, decisions above
-    85 % (97.5 % with ``flat=0, fallback=0``, 89.5 % with the defaults on this case)."""
+    85 % (the measured agreement is in docs/speed.md)."""
     from skimage.data import astronaut
 
     from mfif.synth import make_case

@@ -152,7 +152,7 @@ def _blend(crops: dict, wt: dict) -> np.ndarray:
 
 def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int = 5, noise_k: float = 8.0,
                       gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = 1 << 18,
-                      keep_weights: bool = True, threads: int = 0):
+                      sigma: float | None = None, keep_weights: bool = True, threads: int = 0):
     """Boundary re-decision, guided-filter weights and weighted blend, computed in the band only.
 
     Parameters
@@ -173,6 +173,9 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     noise_pixels : int or None
         The noise sigma is estimated on each frame's central box of this many pixels
         (:func:`mfif.consistency.noise_sigma`; None: whole frames), and only if a band exists.
+    sigma : float, optional
+        That noise sigma, where the caller has already estimated it the same way (no crop is
+        then read).
     keep_weights : bool
         Return the ``NxHxW`` weights (False: None, and no such array is made).
     threads : int
@@ -222,8 +225,9 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
                 weights[k, y0:y1, x0:x1][dec == k] = 1.0
     if not boxes:
         return refined, weights, fused
-    sigma = 0.0
-    if band > 0 and noise_k > 0:
+    if not (band > 0 and noise_k > 0):
+        sigma = 0.0
+    elif sigma is None:
         cb = central_box(h, w, noise_pixels)
         sigma = noise_sigma([frames.gray_crop(k, *cb) for k in range(n)])
 

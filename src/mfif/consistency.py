@@ -37,7 +37,7 @@ from .stats import median
 
 __all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
            "boundary_distance", "near_boundary", "within_disc", "finest_diagonal_detail", "noise_sigma", "best_margin", "decision_confidence",
-           "refine_boundaries", "verify_decision", "decision_weights", "detail_evidence", "unify_flat_regions"]
+           "refine_boundaries", "verify_decision", "decision_weights", "detail_evidence", "put_evidence", "unify_flat_regions"]
 
 
 def _blur_wide(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -191,13 +191,19 @@ def detail_evidence(scores: np.ndarray, best: np.ndarray, second: np.ndarray, be
     ndarray
         ``(N, h, w)`` float32 scores (a copy).
     """
-    out = np.array(scores, dtype=np.float32, copy=True)
     if weak <= 0:
-        return out
-    use = (best_margin(out) < weak) & (best - second > level) & (best > ratio * second)
-    if use.any():
+        return np.array(scores, dtype=np.float32, copy=True)
+    use = (best_margin(scores) < weak) & (best - second > level) & (best > ratio * second)
+    return put_evidence(scores, best_index, use, high=1.5 * weak, low=0.0)
+
+
+def put_evidence(scores: np.ndarray, labels: np.ndarray, where: np.ndarray, *, high: float, low: float) -> np.ndarray:
+    """Scores that say ``labels`` where ``where`` holds: ``high`` for the labelled frame, ``low``
+    for the others; the given ``(N, h, w)`` scores elsewhere. Returns a float32 copy."""
+    out = np.array(scores, dtype=np.float32, copy=True)
+    if np.any(where):
         for k in range(out.shape[0]):
-            np.copyto(out[k], np.where(best_index == k, np.float32(1.5 * weak), np.float32(0.0)), where=use)
+            np.copyto(out[k], np.where(labels == k, np.float32(high), np.float32(low)), where=where)
     return out
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from ..band import band_refine_blend
 from ..blend import seam_blend, soft_blend, softmax_weights
 from ..consistency import (central_box, decision_confidence, detail_evidence, fill_weak_evidence, noise_sigma,
-                           remove_small_regions, unify_flat_regions)
+                           put_evidence, remove_small_regions, unify_flat_regions)
 from ..decision import argmax_decision, prefer_decision, threshold_decision
 from ..focus import cell_detail
 from ..frames import ArrayFrames, FrameSource, as_frames
@@ -112,8 +112,14 @@ class _FineTop2:
         self.index[better] = k
 
     @property
+    def noise(self) -> float:
+        """The mean noise sigma of the frames, as :func:`mfif.band.band_refine_blend` estimates it."""
+        return float(np.mean(self.sigmas))
+
+    @property
     def sigma(self) -> float:
-        return max(float(np.mean(self.sigmas)), 1e-4)
+        """:attr:`noise`, at least 1e-4 (the unit of the fine measure's levels)."""
+        return max(self.noise, 1e-4)
 
 
 def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
@@ -244,6 +250,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
         # each large area without detail in any frame comes from one frame
         dec_g, unified = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
                                             min_area=round(flat_area * h * w / cells), n=n, return_mask=True)
+    noise = None if fine is None else fine.noise  # the band stage needs not estimate it again
     fine = None
     changed = dec_g != init_g
     if unified is not None:
@@ -253,10 +260,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     if changed.any():
         # the grid's verdict enters the scores (a margin of the evidence's kind for the chosen frame),
         # so that its boundaries at full resolution are the upsampled scores' too, not 4-px steps
-        margin = np.float32(max(1.5 * weak, 4.0))
-        grid = np.array(grid, dtype=np.float32, copy=True)
-        for k in range(n):
-            np.copyto(grid[k], np.where(dec_g == k, margin, -margin).astype(np.float32), where=changed)
+        margin = max(1.5 * weak, 4.0)
+        grid = put_evidence(grid, dec_g, changed, high=margin, low=-margin)
     # full resolution: the boundaries of the upsampled scores
     if n == 2 and not keep_maps and prefer == "none" and 0.0 < threshold < 1.0:
         # only the decision is wanted: P(A) >= threshold is the logit difference >= logit(threshold),
@@ -295,7 +300,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     radius = gf_radius if n == 2 else stack_gf_radius
     decision, weights_maps, fused = band_refine_blend(decision, frames, band=refine_band, window=refine_window,
                                                       noise_k=refine_noise, gf_radius=radius, gf_eps=gf_eps,
-                                                      keep_weights=keep_maps, threads=threads)
+                                                      sigma=noise, keep_weights=keep_maps, threads=threads)
     timings["consistency_and_blend"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if seam == "laplacian":
