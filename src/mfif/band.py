@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from .consistency import best_margin, central_box, guided_filter, noise_sigma, normalize_weights, within_disc
+from .consistency import NOISE_PIXELS, best_margin, frames_noise, guided_filter, normalize_weights, within_disc
 from .decision import argmax_decision, label_boundary, labels_present
 from .focus import sml
 from .frames import as_frames
@@ -151,7 +151,7 @@ def _blend(crops: dict, wt: dict) -> np.ndarray:
 
 
 def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int = 5, noise_k: float = 8.0,
-                      gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = 1 << 18,
+                      gf_radius: int = 2, gf_eps: float = 1e-3, box: int = 128, noise_pixels: int | None = NOISE_PIXELS,
                       sigma: float | None = None, keep_weights: bool = True, threads: int = 0):
     """Boundary re-decision, guided-filter weights and weighted blend, computed in the band only.
 
@@ -228,8 +228,7 @@ def band_refine_blend(decision: np.ndarray, frames, *, band: float, window: int 
     if not (band > 0 and noise_k > 0):
         sigma = 0.0
     elif sigma is None:
-        cb = central_box(h, w, noise_pixels)
-        sigma = noise_sigma([frames.gray_crop(k, *cb) for k in range(n)])
+        sigma = frames_noise(frames, max_pixels=noise_pixels)
 
     def one(box_: tuple[int, int, int, int]) -> None:
         """Re-decide, weigh and blend one box; it writes only its own pixels."""

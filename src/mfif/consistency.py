@@ -36,7 +36,7 @@ from .focus import sml
 from .stats import median
 
 __all__ = ["central_box", "fill_weak_evidence", "remove_small_regions", "fill_from_nearest", "guided_filter", "refine_weights", "normalize_weights",
-           "boundary_distance", "near_boundary", "within_disc", "finest_diagonal_detail", "noise_sigma", "best_margin", "decision_confidence",
+           "boundary_distance", "near_boundary", "within_disc", "finest_diagonal_detail", "noise_sigma", "NOISE_PIXELS", "frames_noise", "best_margin", "decision_confidence",
            "refine_boundaries", "verify_decision", "decision_weights", "detail_evidence", "put_evidence", "unify_flat_regions"]
 
 
@@ -411,6 +411,18 @@ def noise_sigma(grays: Sequence[np.ndarray], *, max_pixels: int | None = None) -
         return median(dd) / _MAD_TO_SIGMA if dd.size else 0.0
 
     return float(np.mean([one(g) for g in grays]))
+
+
+#: Pixels of each frame's central box that :func:`frames_noise` estimates the noise on.
+NOISE_PIXELS = 1 << 18
+
+
+def frames_noise(frames, *, max_pixels: int | None = NOISE_PIXELS) -> float:
+    """:func:`noise_sigma` of a :class:`mfif.frames.FrameSource`: the mean over its frames of the
+    estimate on each frame's central box of at most ``max_pixels`` pixels (:func:`central_box`;
+    None: whole frames), reading only those boxes' luminance."""
+    cb = central_box(frames.shape[0], frames.shape[1], max_pixels)
+    return noise_sigma([frames.gray_crop(k, *cb) for k in range(frames.n)])
 
 
 def best_margin(stack: np.ndarray) -> np.ndarray:
