@@ -2,7 +2,7 @@
 and ``mfif fuse`` on z-stacks.
 
 Tolerance of chunked against whole-image fusion, as the engine's docstring states it: fused PSNR
-above 40 dB and depth maps agreeing on more than 99 % of pixels (sff-fast: 95 %).
+above 40 dB and depth maps agreeing on more than 99 % of pixels (sff-fast: 98 %).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from mfif.ome import LAST_LEVEL_MAX, level_shapes, write_pyramid  # noqa: E402
 from mfif.zstack import open_zstack  # noqa: E402
 
 PSNR_MIN, AGREE_MIN = 40.0, 0.99
-SFF_FAST_AGREE_MIN = 0.85  # sff-fast's depth maps: see test_chunked_equals_whole_sff_fast
+SFF_FAST_AGREE_MIN = 0.98  # sff-fast's depth maps: see test_chunked_equals_whole_sff_fast
 
 
 def psnr(a, b, peak=255.0) -> float:
@@ -88,7 +88,8 @@ def test_chunked_equals_whole_sff_fast():
     further than the halo, into areas without detail where either plane is as sharp, and each
     chunk gives its own part of a large area without detail (``flat=``) to one frame by its own
     vote, so the stated tolerance for its depth map is looser: PSNR above 40 dB, decisions above
-    85 % (the measured agreement is in docs/speed.md)."""
+    98 % (measured: 99.7 %, docs/scale.md). The chunks count in the whole stack's noise sigma;
+    with each chunk estimating its own, agreement here was 88.4 %."""
     from skimage.data import astronaut
 
     from mfif.synth import make_case
@@ -101,6 +102,38 @@ def test_chunked_equals_whole_sff_fast():
     f, d = dask.compute(fused, depth, scheduler="threads")
     assert psnr(f, from_float(whole.fused, np.uint8)) > PSNR_MIN
     assert np.mean(d == whole.decision) > SFF_FAST_AGREE_MIN
+
+
+def test_chunks_get_the_whole_stacks_noise(planes, monkeypatch):
+    """Every chunk of sff-fast is given one noise sigma: the whole stack's, as a whole-image run
+    estimates it; an option the user gives is kept, one chunk estimates its own."""
+    import mfif.engines.dask as engine
+    from mfif.consistency import frames_noise
+    from mfif.frames import ArrayFrames
+    from mfif.io import to_float
+
+    seen = []
+    real = engine.fuse
+
+    def spy(frames, **kw):
+        seen.append(kw.get("noise"))
+        return real(frames, **kw)
+
+    monkeypatch.setattr(engine, "fuse", spy)
+    tall = np.concatenate([planes, planes[:, ::-1]], axis=1)  # 600 x 260: 3 chunks of 160+ px
+    expected = frames_noise(ArrayFrames([to_float(p) for p in tall]))
+    assert expected > 0
+    dask.compute(*fuse_dask(tall, method="sff-fast", chunk=160), scheduler="sync")
+    assert len(seen) == 3 and all(v == pytest.approx(expected, rel=1e-6) for v in seen)
+    seen.clear()
+    dask.compute(*fuse_dask(tall, method="sff-fast", chunk=160, noise=0.25), scheduler="sync")
+    assert seen == [0.25] * 3
+    seen.clear()
+    dask.compute(*fuse_dask(tall, method="sff-fast", chunk=1024), scheduler="sync")
+    assert seen == [None]
+    seen.clear()
+    dask.compute(*fuse_dask(tall, method="focus-map", chunk=160), scheduler="sync")
+    assert len(seen) > 1 and seen == [None] * len(seen)  # focus-map counts in no noise level
 
 
 def test_float_stack_maps_by_whole_range(planes):

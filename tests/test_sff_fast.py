@@ -248,6 +248,27 @@ def test_swapping_sources_flips_the_map(case):
     assert np.abs(ab.fused - ba.fused)[~tie].max() < 1e-5
 
 
+def test_the_noise_option_is_the_estimate_it_replaces(case):
+    """``noise=`` set to the sigma the method would estimate gives the same fusion bit for bit (what
+    an engine's tiles rely on); a larger sigma makes the fine measure speak less; bad values are
+    refused before any work."""
+    from mfif.consistency import frames_noise
+    from mfif.frames import ArrayFrames
+
+    srcs = [case.sources[0], case.sources[1], case.sources[0] * np.float32(0.97)]
+    sigma = frames_noise(ArrayFrames(srcs))
+    assert 0 < sigma < 0.05
+    own = fuse(srcs, method="sff-fast")
+    given = fuse(srcs, method="sff-fast", noise=sigma)
+    assert np.array_equal(own.fused, given.fused) and np.array_equal(own.decision, given.decision)
+    # with a sigma 10x too large nothing passes the fine measure's thresholds: another decision
+    loud = fuse(srcs, method="sff-fast", noise=10 * sigma)
+    assert not np.array_equal(own.decision, loud.decision)
+    for bad in (-0.01, float("nan"), 2.0):
+        with pytest.raises(UsageError, match="option noise"):
+            fuse(srcs, method="sff-fast", noise=bad)
+
+
 def test_quality_on_a_case_with_ground_truth(case):
     r = fuse(case.sources, method="sff-fast")
     acc = float((r.decision == case.mask).mean())

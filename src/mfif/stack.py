@@ -24,7 +24,8 @@ The pipeline (each frame is decoded once and never held in memory with all the o
   across the overlaps (no seams) and label maps (decision / depth) take each pixel from the
   tile whose core holds it. Options the method declares as fractions of the image area are
   rescaled to the tile so that a tile removes the same absolute region sizes as a whole-image
-  pass.
+  pass, and a method that counts in noise sigmas (``Method.noise_option``) is given the whole
+  image's estimate, made once on the frames' central boxes.
 * **Memory.** ``tile=0`` picks the largest tile whose estimated working set fits
   ``max_memory_mb``, from the method's declared :class:`~mfif.tiling.Resources` (a measured
   model of the memory per tile pixel and frame, and of any inner pass over tiles of its own,
@@ -425,6 +426,13 @@ def _fuse_tiles(cache: FrameCache, m, params: dict, plan, *, want_maps: bool, pr
     rows = None if single else _RowBand(np.empty(cache.shape, cache.dtype), min(h, plan.tile + 2 * plan.overlap))
     decision = None
     maps: dict[str, np.ndarray] = {}
+    if not single:  # what a tile needs of the whole image (the noise sigma), estimated once
+        def noise() -> float:
+            from .consistency import frames_noise  # imported only by methods that need it
+
+            return frames_noise(CacheFrames(cache, (0, h, 0, w), value_range))
+
+        params = m.stack_options(params, noise)
     for k, ((cy0, cx0, cy1, cx1), (py0, px0, py1, px1)) in enumerate(boxes):
         tile_params = params if single else m.tile_options(params, full_area=h * w,
                                                            tile_area=(py1 - py0) * (px1 - px0))

@@ -98,6 +98,12 @@ class Method:
     frames_resources : Resources or str or None
         The memory model of the frame-source form (engines that use it plan tiles with this;
         None: ``resources``).
+    noise_option : str
+        The option (0: estimate) through which the method takes the frames' noise sigma. An
+        engine that fuses an image in tiles estimates it once on the whole image
+        (:func:`mfif.consistency.frames_noise`) and passes it to every tile
+        (:meth:`stack_options`), so that thresholds in noise sigmas mean the same in every tile.
+        Empty: the method counts in no noise level, or estimates its own.
     """
 
     name: str
@@ -111,6 +117,7 @@ class Method:
     resources: Any = None
     frames_target: str = ""
     frames_resources: Any = None
+    noise_option: str = ""
 
     def load(self) -> Callable:
         mod, fn = self.target.split(":")
@@ -135,6 +142,14 @@ class Method:
         most 0.5, the options' own limit)."""
         area = {k: v for k, v in self.options(given).items() if k in self.area_options}
         return {**given, **{k: min(0.5, float(v) * full_area / tile_area) for k, v in area.items()}}
+
+    def stack_options(self, given: dict, noise: Callable[[], float]) -> dict:
+        """``given`` with what a tile needs from the whole image: the noise sigma ``noise()``
+        (called only if the method declares ``noise_option`` and the user set none), at least
+        1e-9 so that a noise-free image is not estimated again per tile."""
+        if not self.noise_option or float(self.options(given).get(self.noise_option) or 0) > 0:
+            return dict(given)
+        return {**given, self.noise_option: max(float(noise()), 1e-9)}
 
     def load_resources(self, *, frames: bool = False):
         """The :class:`mfif.tiling.Resources` engines plan tiles with (``frames``: for the

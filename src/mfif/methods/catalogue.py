@@ -79,8 +79,10 @@ register(Method(
         Param("stack_gf_radius", int, 8, "guided-filter radius with 3 or more frames (gf_radius= is for pairs)",
               min=0, max=64),
         Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),
+        Param("noise", float, 0.0, "noise sigma of the frames on [0, 1] intensities that fallback=, flat= and "
+              "refine_noise= count in (0: estimated; tiles get the whole image's)", min=0.0, max=1.0),
     ) + sff_stage_params(refine_band=8.0, seam="none"),
-    has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames",
+    has_decision=True, halo=160, frames_target="mfif.sff.fast_fusion:fuse_sff_fast_frames", noise_option="noise",
     area_options=("min_region", "min_region_floor", "flat_area"),
     # measured (docs/speed.md): frames in memory (the API, Dask chunks) and read from the local
     # engine's cache, where the working set does not grow with the number of frames

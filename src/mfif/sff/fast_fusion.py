@@ -45,8 +45,8 @@ import numpy as np
 
 from ..band import band_refine_blend
 from ..blend import seam_blend, soft_blend, softmax_weights
-from ..consistency import (central_box, decision_confidence, detail_evidence, fill_weak_evidence, noise_sigma,
-                           put_evidence, remove_small_regions, unify_flat_regions)
+from ..consistency import (NOISE_PIXELS, central_box, decision_confidence, detail_evidence, fill_weak_evidence,
+                           noise_sigma, put_evidence, remove_small_regions, unify_flat_regions)
 from ..decision import argmax_decision, prefer_decision, threshold_decision
 from ..focus import cell_detail
 from ..frames import ArrayFrames, FrameSource, as_frames
@@ -91,16 +91,20 @@ def upsample_scores(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 class _FineTop2:
     """Running state of the fine focus measure over the frames, one frame at a time: on the 4-px
     grid, the best and second-best :func:`mfif.focus.cell_detail` and the best frame's index,
-    and the mean noise sigma of the frames (three grids, whatever the number of frames)."""
+    and the mean noise sigma of the frames (three grids, whatever the number of frames). A
+    ``noise`` above 0 is that sigma as given (an engine's estimate over the whole image), and
+    none is estimated."""
 
-    def __init__(self, h: int, w: int):
-        self.box = central_box(h, w, 1 << 18)
+    def __init__(self, h: int, w: int, noise: float = 0.0):
+        self.box = central_box(h, w, NOISE_PIXELS)  # as mfif.consistency.frames_noise
         self.best = self.second = self.index = None
+        self.given = float(noise)
         self.sigmas: list[float] = []
 
     def add(self, k: int, gray: np.ndarray) -> None:
-        y0, y1, x0, x1 = self.box
-        self.sigmas.append(noise_sigma([gray[y0:y1, x0:x1]]))
+        if self.given <= 0:
+            y0, y1, x0, x1 = self.box
+            self.sigmas.append(noise_sigma([gray[y0:y1, x0:x1]]))
         d = cell_detail(gray, cell=STRIDE)
         if self.best is None:
             self.best, self.second = d, np.zeros_like(d)
@@ -113,8 +117,9 @@ class _FineTop2:
 
     @property
     def noise(self) -> float:
-        """The mean noise sigma of the frames, as :func:`mfif.band.band_refine_blend` estimates it."""
-        return float(np.mean(self.sigmas))
+        """The mean noise sigma of the frames, as :func:`mfif.band.band_refine_blend` estimates it
+        (or as given)."""
+        return self.given if self.given > 0 else float(np.mean(self.sigmas))
 
     @property
     def sigma(self) -> float:
@@ -129,7 +134,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
                   weak: float = 8.0, weak_reach: int = 1, prefer: str = "none", prefer_margin: float = 0.05,
                   flat: float = 6.0, flat_area: float = 0.01, fallback: float = 4.0, stack_gf_radius: int = 8,
-                  progress: Callable | None = None) -> FusionResult:
+                  noise: float = 0.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with the light SFF network.
 
     Parameters
@@ -165,6 +170,11 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         (:func:`mfif.consistency.unify_flat_regions`); ``flat`` 0: off.
     stack_gf_radius : int, keyword-only
         Guided-filter radius with three or more frames (``gf_radius`` is the pairs' radius).
+    noise : float, keyword-only
+        Noise sigma of the frames (on [0, 1] intensities) that ``fallback``, ``flat`` and the
+        boundary re-decision count in; 0: estimated on the frames' central boxes
+        (:func:`mfif.consistency.frames_noise`). Engines that fuse tiles pass the whole image's
+        estimate (``Method.noise_option``), so that every tile counts in the same sigma.
     threshold, min_region, keep_confident, min_region_floor, refine_band, refine_window,
     refine_noise, gf_radius, gf_eps, seam, seam_width, prefer, prefer_margin
         As in :func:`mfif.sff.fusion.fuse_sff` (the shared stages).
@@ -188,7 +198,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         min_region_floor=min_region_floor, refine_band=refine_band, refine_window=refine_window,
         refine_noise=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps, seam=seam, seam_width=seam_width, weak=weak,
         weak_reach=weak_reach, prefer=prefer, prefer_margin=prefer_margin, flat=flat, flat_area=flat_area,
-        fallback=fallback, stack_gf_radius=stack_gf_radius, progress=progress)
+        fallback=fallback, stack_gf_radius=stack_gf_radius, noise=noise, progress=progress)
 
 
 def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
@@ -198,7 +208,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
                          seam_width: float = 6.0, weak: float = 8.0, weak_reach: int = 1, prefer: str = "none",
                          prefer_margin: float = 0.05, flat: float = 6.0, flat_area: float = 0.01,
-                         fallback: float = 4.0, stack_gf_radius: int = 8, progress: Callable | None = None) -> FusionResult:
+                         fallback: float = 4.0, stack_gf_radius: int = 8, noise: float = 0.0,
+                         progress: Callable | None = None) -> FusionResult:
     """:func:`fuse_sff_fast` on frames read on demand (:class:`mfif.frames.FrameSource`).
 
     The decision path reads each frame twice (the network pass, the chosen pixels) and boxes of
@@ -212,7 +223,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     h, w = frames.shape[:2]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fine = _FineTop2(h, w) if (flat > 0 or fallback > 0) and blend != "soft" else None
+    fine = _FineTop2(h, w, noise) if (flat > 0 or fallback > 0) and blend != "soft" else None
     grid = fast_scores(frames, weights=weights, device=device, threads=threads, tile=tile, progress=progress,
                        on_gray=None if fine is None else fine.add)
     timings["focus_detection"] = time.perf_counter() - t0
@@ -250,7 +261,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
         # each large area without detail in any frame comes from one frame
         dec_g, unified = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
                                             min_area=round(flat_area * h * w / cells), n=n, return_mask=True)
-    noise = None if fine is None else fine.noise  # the band stage needs not estimate it again
+    if noise <= 0:
+        noise = None if fine is None else fine.noise  # the band stage needs not estimate it again
     fine = None
     changed = dec_g != init_g
     if unified is not None:
