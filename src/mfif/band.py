@@ -71,7 +71,8 @@ def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, in
     ``frames`` is a :class:`mfif.frames.FrameSource` or a sequence of arrays. With ``box``
     ``(y0, y1, x0, x1)``, ``decision`` is the map of that box and only that box of the frames
     is read. Each frame present in ``decision`` is read once and copied only where it is chosen
-    (flat indices), so the cost is one image's worth of copying whatever the number of frames.
+    (OpenCV's masked copy), so the cost is one image's worth of copying whatever the number of
+    frames.
     """
     frames = as_frames(frames)
     y0, y1, x0, x1 = box if box is not None else (0, frames.shape[0], 0, frames.shape[1])
@@ -80,16 +81,11 @@ def select_sources(frames, decision: np.ndarray, *, box: tuple[int, int, int, in
         return frames.crop(k, y0, y1, x0, x1) if box is not None else frames.frame(k)
 
     labels = labels_present(decision)
-    if labels.size == 2 and frames.n == 2:
-        pick = decision == 1
-        a, b = read(0), read(1)
-        return np.where(pick[..., None] if a.ndim == 3 else pick, b, a).astype(np.float32, copy=False)
     out = np.array(read(int(labels[0])), dtype=np.float32, copy=True)
-    flat = out.reshape(decision.size, -1)
-    d = decision.ravel()
     for k in labels[1:]:
-        idx = np.flatnonzero(d == k)
-        flat[idx] = np.asarray(read(int(k))).reshape(decision.size, -1)[idx]
+        # OpenCV's masked copy: half the time of np.where, a quarter of fancy indexing (docs/speed.md)
+        mask = (decision == k).view(np.uint8)
+        cv2.copyTo(np.asarray(read(int(k)), dtype=np.float32), mask, out)
     return out
 
 
