@@ -95,6 +95,19 @@ def test_float_conversions():
     assert from_float(np.array([-0.5, 1.5]), np.uint8).tolist() == [0, 255]
 
 
+@pytest.mark.parametrize("shape", [(7, 5), (6, 4, 3), (6, 4, 4), (6, 4, 2), (6, 4, 1), (3, 6, 9), (0, 4), (9,)])
+def test_uint8_to_float_is_the_division_for_every_shape_and_layout(shape):
+    """The 8-bit conversion (a table lookup for images) gives exactly float32(k) / 255 for every
+    value, keeps the shape (a single channel too), and reads views with any strides."""
+    table = to_float(np.arange(256, dtype=np.uint8).reshape(16, 16))
+    assert table[0, 0] == 0.0 and table[15, 15] == 1.0 and table[3, 3] == np.float32(51.0) / np.float32(255.0)
+    x = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    for v in (x, x[::2], x[:, ::2] if x.ndim > 1 else x[::3], np.swapaxes(x, 0, 1) if x.ndim > 1 else x):
+        f = to_float(v)
+        assert f.dtype == np.float32 and f.shape == v.shape
+        assert np.array_equal(f, v.astype(np.float32) / np.float32(255.0))
+
+
 def test_to_gray_weights():
     rgb = np.zeros((1, 3, 3), np.float32)
     rgb[0, 0, 0] = rgb[0, 1, 1] = rgb[0, 2, 2] = 1.0
