@@ -45,8 +45,8 @@ import numpy as np
 
 from ..band import band_refine_blend
 from ..blend import seam_blend, soft_blend, softmax_weights
-from ..consistency import (NOISE_PIXELS, central_box, decision_confidence, detail_evidence, fill_weak_evidence,
-                           noise_sigma, put_evidence, remove_small_regions, unify_flat_regions)
+from ..consistency import (NOISE_PIXELS, decision_confidence, detail_evidence, fill_weak_evidence, noise_sigma,
+                           put_evidence, remove_small_regions, unify_flat_regions)
 from ..decision import argmax_decision, prefer_decision, threshold_decision
 from ..focus import cell_detail
 from ..frames import ArrayFrames, FrameSource, as_frames
@@ -95,16 +95,14 @@ class _FineTop2:
     ``noise`` above 0 is that sigma as given (an engine's estimate over the whole image), and
     none is estimated."""
 
-    def __init__(self, h: int, w: int, noise: float = 0.0):
-        self.box = central_box(h, w, NOISE_PIXELS)  # as mfif.consistency.frames_noise
+    def __init__(self, noise: float = 0.0):
         self.best = self.second = self.index = None
         self.given = float(noise)
         self.sigmas: list[float] = []
 
     def add(self, k: int, gray: np.ndarray) -> None:
-        if self.given <= 0:
-            y0, y1, x0, x1 = self.box
-            self.sigmas.append(noise_sigma([gray[y0:y1, x0:x1]]))
+        if self.given <= 0:  # on the central box, as mfif.consistency.frames_noise
+            self.sigmas.append(noise_sigma([gray], max_pixels=NOISE_PIXELS))
         d = cell_detail(gray, cell=STRIDE)
         if self.best is None:
             self.best, self.second = d, np.zeros_like(d)
@@ -223,7 +221,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     h, w = frames.shape[:2]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fine = _FineTop2(h, w, noise) if (flat > 0 or fallback > 0) and blend != "soft" else None
+    fine = _FineTop2(noise) if (flat > 0 or fallback > 0) and blend != "soft" else None
     grid = fast_scores(frames, weights=weights, device=device, threads=threads, tile=tile, progress=progress,
                        on_gray=None if fine is None else fine.add)
     timings["focus_detection"] = time.perf_counter() - t0
@@ -261,8 +259,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
         # each large area without detail in any frame comes from one frame
         dec_g, unified = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
                                             min_area=round(flat_area * h * w / cells), n=n, return_mask=True)
-    if noise <= 0:
-        noise = None if fine is None else fine.noise  # the band stage needs not estimate it again
+    # the band stage needs not estimate the noise again
+    sigma = noise if noise > 0 else (None if fine is None else fine.noise)
     fine = None
     changed = dec_g != init_g
     if unified is not None:
@@ -312,7 +310,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     radius = gf_radius if n == 2 else stack_gf_radius
     decision, weights_maps, fused = band_refine_blend(decision, frames, band=refine_band, window=refine_window,
                                                       noise_k=refine_noise, gf_radius=radius, gf_eps=gf_eps,
-                                                      sigma=noise, keep_weights=keep_maps, threads=threads)
+                                                      sigma=sigma, keep_weights=keep_maps, threads=threads)
     timings["consistency_and_blend"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if seam == "laplacian":
