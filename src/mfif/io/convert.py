@@ -14,8 +14,7 @@ def to_float(img: np.ndarray) -> np.ndarray:
     """Convert an image to float32 in [0, 1] (``uint8``/255, ``uint16``/65535, float unchanged)."""
     if img.dtype == np.uint8:
         if img.size and (img.ndim == 2 or (img.ndim == 3 and 2 <= img.shape[2] <= 4)):
-            # OpenCV's table lookup: the same values as the division, in about 0.6 of its time
-            # (docs/speed.md)
+            # OpenCV's table lookup: the same values as the division, faster (docs/speed.md)
             return cv2.LUT(img, _U8_TO_FLOAT)
         return img.astype(np.float32) / np.float32(255.0)
     if img.dtype == np.uint16:
