@@ -104,6 +104,21 @@ def test_grid_to_map_constant_and_step():
     assert np.all(np.diff(m[10]) >= -1e-6)  # monotone transition across the step
 
 
+def test_cosine_learning_rate_schedule():
+    from mfif.sff.train import TrainConfig, step_lr
+
+    cfg = TrainConfig(photos="", out_dir="", lr=1e-4, lr_final=1e-6)
+    # by hand: lr_final + (lr - lr_final) * (1 + cos(pi t)) / 2 at t = step / (total - 1)
+    assert step_lr(cfg, 0, 101) == pytest.approx(1e-4, rel=1e-12)
+    assert step_lr(cfg, 50, 101) == pytest.approx(5.05e-5, rel=1e-12)
+    assert step_lr(cfg, 25, 101) == pytest.approx(1e-6 + 99e-6 * (1 + 2 ** -0.5) / 2, rel=1e-12)
+    assert step_lr(cfg, 100, 101) == pytest.approx(1e-6, rel=1e-12)
+    lrs = [step_lr(cfg, i, 101) for i in range(101)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))  # strictly decreasing
+    cfg.lr_final = 0.0  # the paper's constant rate
+    assert {step_lr(cfg, i, 101) for i in range(101)} == {1e-4}
+
+
 @pytest.mark.slow
 def test_tiny_training_run_lowers_loss(tmp_path, rng):
     from mfif.sff.train import TrainConfig, train
@@ -117,11 +132,11 @@ def test_tiny_training_run_lowers_loss(tmp_path, rng):
     write_image(photos / "2.png", data.camera()[200:400, 200:400])
     write_image(photos / "3.png", (data.astronaut()[:200, :200, 1]))
     cfg = TrainConfig(photos=str(photos), out_dir=str(tmp_path / "run"), lr=1e-3, batch=32, max_epochs=3,
-                      patience=5, epoch_pairs=640, val_pairs=256, val_fraction=0.34, seed=0, threads=1,
+                      patience=0, epoch_pairs=640, val_pairs=256, val_fraction=0.34, seed=0, threads=1,
                       sampler_options={"case_size": 96, "pool": 4})
     card = train(cfg, progress=False, log=lambda *a: None)
     rows = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
-    assert len(rows) == 4
+    assert len(rows) == 4  # patience 0: no early stopping, every epoch runs
     losses = [float(r.split(",")[1]) for r in rows[1:]]
     assert losses[-1] < losses[0]
     assert card["result"]["val_loss"] < 0.69  # better than chance (ln 2)

@@ -25,9 +25,12 @@ def register(sub):
                    help="sff-fast: stride of its full-resolution filters (2, the shipped network: every second row "
                         "and column, a quarter of their cost; 1: every pixel)")
     p.add_argument("--lr", type=number_arg(lo=0, lo_open=True), default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--lr-final", type=number_arg(lo=0), default=0.0,
+                   help="decay the learning rate per step along a cosine from --lr to this over --epochs "
+                        "(0, the default: a constant --lr, as the paper)")
     p.add_argument("--batch", type=number_arg(lo=1, integer=True), default=32, help="mini-batch size (default 32)")
     p.add_argument("--epochs", type=number_arg(lo=1, integer=True), default=100, help="maximum epochs (default 100)")
-    p.add_argument("--patience", type=number_arg(lo=0, integer=True), default=5, help="early-stopping patience in epochs (default 5)")
+    p.add_argument("--patience", type=number_arg(lo=0, integer=True), default=5, help="early-stopping patience in epochs (default 5; 0: none, every epoch runs)")
     p.add_argument("--epoch-pairs", type=number_arg(lo=1, integer=True), default=32768, help="patch pairs per epoch (default 32768)")
     p.add_argument("--val-pairs", type=number_arg(lo=1, integer=True), default=8192, help="fixed validation pairs (default 8192)")
     p.add_argument("--val-fraction", type=number_arg(lo=0, hi=1, lo_open=True, hi_open=True), default=0.1, help="fraction of photos held out for validation")
@@ -72,7 +75,7 @@ def run(args) -> int:
     _check_options(options)  # fail fast on bad values, with the sampler's own checks
     from ..sff.train import TrainConfig, train
 
-    cfg = TrainConfig(photos=args.photos, out_dir=args.out, lr=args.lr, batch=args.batch, max_epochs=args.epochs,
+    cfg = TrainConfig(photos=args.photos, out_dir=args.out, lr=args.lr, lr_final=args.lr_final, batch=args.batch, max_epochs=args.epochs,
                       patience=args.patience, epoch_pairs=args.epoch_pairs, val_pairs=args.val_pairs,
                       val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
                       threads=args.threads, resume=args.resume, limit_photos=args.limit_photos,

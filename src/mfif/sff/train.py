@@ -46,9 +46,10 @@ class TrainConfig:
     photos: str
     out_dir: str
     lr: float = 1e-4
+    lr_final: float = 0.0  # > 0: cosine decay per step from lr to this over max_epochs; 0: constant lr
     batch: int = 32
     max_epochs: int = 100
-    patience: int = 5
+    patience: int = 5  # 0: no early stopping
     epoch_pairs: int = 32768
     val_pairs: int = 8192
     val_fraction: float = 0.1
@@ -68,6 +69,16 @@ def _photo_split(names: list[str], val_fraction: float, seed: int) -> tuple[list
     order = rng.permutation(len(names))
     n_val = max(1, int(round(val_fraction * len(names))))
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def step_lr(cfg: TrainConfig, step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` of ``total``: ``cfg.lr`` throughout, or with
+    ``cfg.lr_final`` a cosine decay from ``cfg.lr`` at step 0 to ``cfg.lr_final`` at the last step
+    (a function of the step alone, so a resumed run continues the same schedule)."""
+    if cfg.lr_final <= 0 or total <= 1:
+        return cfg.lr
+    t = min(step / (total - 1), 1.0)
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1.0 + math.cos(math.pi * t))
 
 
 def _batches(sampler, batch: int, n_pairs: int):
@@ -241,7 +252,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
             it = tqdm(it, total=steps, desc=f"epoch {epoch + 1}/{cfg.max_epochs}", leave=False, mininterval=2.0)
         t0 = time.perf_counter()
         loss_sum, correct, counted, seen = 0.0, 0, 0, 0
-        for a, b, y in it:
+        for i, (a, b, y) in enumerate(it):
+            if cfg.lr_final > 0:
+                for group in opt.param_groups:
+                    group["lr"] = step_lr(cfg, epoch * steps + i, cfg.max_epochs * steps)
             logit = arch.pair_logit(net, a, b)
             loss = nn.functional.binary_cross_entropy_with_logits(logit, y)
             opt.zero_grad(set_to_none=True)
@@ -273,7 +287,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
         _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best_val": best_val,
                       "best_epoch": best_epoch, "stale": stale, "rows": rows, "torch_rng": torch.get_rng_state(),
                       "config": asdict(cfg)}, ckpt_path)
-        if stale >= cfg.patience:
+        if cfg.patience and stale >= cfg.patience:
             stop_reason = f"early stopping (no validation improvement for {cfg.patience} epochs)"
             break
         if cfg.max_minutes and (elapsed_before + time.perf_counter() - t_start) > 60 * cfg.max_minutes:
@@ -301,7 +315,9 @@ def _best_card(cfg: TrainConfig, arch: _Arch, net: nn.Module, photos_dir: Path, 
                  "val_photo_names": [names[i] for i in va_idx], "generator": generator,
                  "sampler_options": cfg.sampler_options, "val_pairs": cfg.val_pairs},
         "init": {"weights": cfg.init, "sha256": init_sha} if cfg.init else None,
-        "recipe": {"optimizer": "Adam", "lr": cfg.lr, "loss": "binary cross-entropy (soft labels)",
+        "recipe": {"optimizer": "Adam", "lr": cfg.lr,
+                   "lr_schedule": (f"cosine per step to {cfg.lr_final:g} over max_epochs" if cfg.lr_final > 0
+                                   else "constant"), "loss": "binary cross-entropy (soft labels)",
                    "batch": cfg.batch, "max_epochs": cfg.max_epochs, "epoch_pairs": cfg.epoch_pairs,
                    "early_stopping_patience": cfg.patience, "seed": cfg.seed, "max_minutes": cfg.max_minutes},
         "result": {"epochs_run": rows[-1]["epoch"], "best_epoch": best_epoch, "stop_reason": stop_reason,
@@ -356,6 +372,8 @@ def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
     if cfg.arch != "sff":
         parts.append(f"--arch {cfg.arch} --fine-stride {cfg.fine_stride} --lr {cfg.lr:g} --epoch-pairs {cfg.epoch_pairs} "
                      f"--val-pairs {cfg.val_pairs}")
+    if cfg.lr_final > 0:
+        parts.append(f"--lr-final {cfg.lr_final:g} --epochs {cfg.max_epochs}")
     if cfg.max_minutes:
         parts.append(f"--max-minutes {cfg.max_minutes:g}")
     if cfg.init:
