@@ -46,6 +46,16 @@ def unit_float(image: np.ndarray, name: str = "source") -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
+def map_to_unit(image: np.ndarray, value_range: tuple[float, float] | None) -> np.ndarray:
+    """A float32 image of intensities in ``value_range = (lo, hi)`` mapped linearly onto [0, 1],
+    as :func:`fuse` maps float sources (see :func:`float_range`); ``None`` or ``(0, 1)``: the
+    image itself. ``lo == hi`` maps by a span of 1 (a constant stack stays constant)."""
+    lo, hi = value_range or (0.0, 1.0)
+    if (lo, hi) == (0.0, 1.0):
+        return image
+    return (image - np.float32(lo)) / np.float32(hi - lo if hi > lo else 1.0)
+
+
 def _listed(sources) -> list:
     """The sources as a list (a sequence, an NxHxW[xC] array or any iterable of images)."""
     if sources is None or isinstance(sources, (str, bytes)) or not hasattr(sources, "__iter__"):
@@ -115,10 +125,7 @@ def fuse(sources: Sequence[np.ndarray], *, method: str = DEFAULT_METHOD, value_r
     lo, hi = (value_range if value_range is not None else float_range(sources)) if is_float else (0.0, 1.0)
     if not (np.isfinite(lo) and np.isfinite(hi) and hi >= lo):
         raise UsageError(f"value_range must be two finite numbers lo <= hi, got {value_range}")
-    span = hi - lo if hi > lo else 1.0
-    mapped = (lo, hi) != (0.0, 1.0)
-    if mapped:
-        srcs = [(s - np.float32(lo)) / np.float32(span) for s in srcs]
+    srcs = [map_to_unit(s, (lo, hi)) for s in srcs]
     func = m.load()
     t0 = time.perf_counter()
     res = func(srcs, **opts)

@@ -52,7 +52,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .api import fuse, fuse_frames, unit_float
+from .api import fuse, fuse_frames, map_to_unit, unit_float
 from .errors import UsageError
 from .frames import FrameSource
 from .io import check_sources, from_float
@@ -199,16 +199,12 @@ class CacheFrames(FrameSource):
         chans = cache.shape[2:]
         c = chans[0] if chans else 0
         self.shape = (y1 - y0, x1 - x0) + ((3,) if c >= 3 else ())
-        lo, hi = value_range or (0.0, 1.0)
-        self._map = None if (lo, hi) == (0.0, 1.0) else (np.float32(lo), np.float32(hi - lo if hi > lo else 1.0))
+        self.value_range = value_range
 
     def crop(self, k: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         by, _, bx, _ = self.box
         raw = self.cache.read(k, by + y0, by + y1, bx + x0, bx + x1)
-        f = unit_float(raw, f"frame {k + 1}")
-        if self._map is not None:
-            f = (f - self._map[0]) / self._map[1]
-        return f
+        return map_to_unit(unit_float(raw, f"frame {k + 1}"), self.value_range)
 
     def frame(self, k: int) -> np.ndarray:
         return self.crop(k, 0, self.shape[0], 0, self.shape[1])

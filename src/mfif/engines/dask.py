@@ -122,18 +122,13 @@ def stack_noise(planes, value_range: tuple[float, float] | None = None) -> float
     """The noise sigma of a whole ``(Z, Y, X[, C])`` stack as a whole-image run estimates it
     (:func:`mfif.consistency.frames_noise`): each plane's central box, read once, converted as
     :func:`mfif.api.fuse` converts sources (float stacks mapped from ``value_range``)."""
-    from ..api import unit_float
+    from ..api import map_to_unit, unit_float
     from ..consistency import NOISE_PIXELS, central_box, frames_noise
     from ..frames import ArrayFrames
 
     y0, y1, x0, x1 = central_box(int(planes.shape[1]), int(planes.shape[2]), NOISE_PIXELS)
     block = np.asarray(planes[:, y0:y1, x0:x1])
-    lo, hi = value_range or (0.0, 1.0)
-    span = np.float32(hi - lo if hi > lo else 1.0)
-    frames = []
-    for i in range(block.shape[0]):
-        f = unit_float(block[i], f"plane {i + 1}")
-        frames.append(f if (lo, hi) == (0.0, 1.0) else (f - np.float32(lo)) / span)
+    frames = [map_to_unit(unit_float(block[i], f"plane {i + 1}"), value_range) for i in range(block.shape[0])]
     return frames_noise(ArrayFrames(frames), max_pixels=None)
 
 
