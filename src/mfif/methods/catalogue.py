@@ -65,9 +65,9 @@ register(Method(
               min=0.05, max=1000.0),
         Param("blend", str, "decision", "decision: SFF's steps 2-4; soft: softmax blend of the frames (the "
               "streaming API's)", choices=("decision", "soft")),
-        Param("weak", float, 8.0, "score margin (logits) below which an area takes the evidence around it "
+        Param("weak", float, 6.0, "score margin (logits) below which an area takes the evidence around it "
               "(0: off)", min=0.0, max=100.0),
-        Param("weak_reach", int, 1, "grid cells (4 px) within which evidence counts as an area's own (0: the "
+        Param("weak_reach", int, 0, "grid cells (4 px) within which evidence counts as an area's own (0: the "
               "cell's own)", min=0, max=64),
         Param("fallback", float, 4.0, "where the network is unsure (margin below weak=), a fine focus measure "
               "decides if it beats the runner-up by this many noise sigmas and by 1.5 times (0: off)",

@@ -130,7 +130,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
                   min_region: float = 0.01, keep_confident: float = 0.3, min_region_floor: float = 0.001,
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
-                  weak: float = 8.0, weak_reach: int = 1, prefer: str = "none", prefer_margin: float = 0.05,
+                  weak: float = 6.0, weak_reach: int = 0, prefer: str = "none", prefer_margin: float = 0.05,
                   flat: float = 6.0, flat_area: float = 0.01, fallback: float = 4.0, stack_gf_radius: int = 8,
                   noise: float = 0.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with the light SFF network.
@@ -156,8 +156,10 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         Areas whose score margin (in logits) is below this take the evidence around them
         (:func:`mfif.consistency.fill_weak_evidence`, on the 4-px grid); 0: off.
     weak_reach : int, keyword-only
-        Grid cells (4 px) within which evidence counts as a pixel's own: the crossing strip at a
-        focus boundary keeps its scores, only areas without evidence nearby are filled.
+        Grid cells (4 px) within which evidence counts as a pixel's own. 0 (the default): each
+        cell keeps its own scores in proportion to its own margin, so the crossing strip at a
+        focus boundary also takes the evidence on both sides of it; 1 or more: that strip keeps
+        its scores and only areas without evidence nearby are filled.
     fallback : float, keyword-only
         Where the network's margin is below ``weak``, the fine measure's best frame counts as
         evidence if it beats the runner-up by this many noise sigmas and by a factor of 1.5
@@ -204,7 +206,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                          threshold: float = 0.5, min_region: float = 0.01, keep_confident: float = 0.3,
                          min_region_floor: float = 0.001, refine_band: float = 8.0, refine_window: int = 5,
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
-                         seam_width: float = 6.0, weak: float = 8.0, weak_reach: int = 1, prefer: str = "none",
+                         seam_width: float = 6.0, weak: float = 6.0, weak_reach: int = 0, prefer: str = "none",
                          prefer_margin: float = 0.05, flat: float = 6.0, flat_area: float = 0.01,
                          fallback: float = 4.0, stack_gf_radius: int = 8, noise: float = 0.0,
                          progress: Callable | None = None) -> FusionResult:
