@@ -628,28 +628,3 @@ def test_a_flat_area_is_one_frame_to_the_pixel(monkeypatch):
     ramp.k = 0
     off = fuse(frames, method="sff-fast", flat=0.0)
     assert np.unique(off.decision).size == 2  # the split the rule removes
-
-
-def test_stacks_take_their_flat_level_from_stack_flat(monkeypatch):
-    """With three or more frames the flat-area rule counts in ``stack_flat``, with two in
-    ``flat``: the featureless 3-frame stack of the test above is one frame by default, split with
-    ``stack_flat=0``, and ``flat=0`` alone does not turn the rule off for it."""
-    from mfif.sff import fast_fusion
-
-    scorer = load_scorer(device="auto")
-
-    def ramp(x):
-        gw = x.shape[3] // STRIDE
-        # frame 0 wins on the right, frame 1 on the left (margins alike), frame 2 nowhere
-        row = np.linspace(-3.0, 3.0, gw, dtype=np.float32) * (1, -1, 0)[ramp.k % 3] - 10.0 * (ramp.k % 3 == 2)
-        ramp.k += 1
-        return np.broadcast_to(row, (1, 1, x.shape[2] // STRIDE, gw)).copy()
-
-    monkeypatch.setattr(scorer, "_run", ramp)
-    monkeypatch.setattr(fast_fusion, "load_scorer", lambda *a, **k: scorer)
-    rng = np.random.default_rng(6)
-    frames = [np.clip(0.5 + rng.normal(0, 0.002, (96, 130)), 0, 1).astype(np.float32) for _ in range(3)]
-    for opts, parts in (({}, 1), ({"flat": 0.0}, 1), ({"stack_flat": 0.0}, 2)):
-        ramp.k = 0
-        r = fuse(frames, method="sff-fast", **opts)
-        assert np.unique(r.decision).size == parts, opts

@@ -73,13 +73,11 @@ register(Method(
               "decides if it beats the runner-up by this many noise sigmas and by 1.5 times (0: off)",
               min=0.0, max=1000.0),
         Param("flat", float, 6.0, "noise sigmas of fine detail below which no frame has any: each large such area "
-              "comes from the frame with the most detail (0: off; pairs, stack_flat= for 3 or more frames)",
-              min=0.0, max=1000.0),
+              "comes from the frame with the most detail (0: off)", min=0.0, max=1000.0),
         Param("flat_area", float, 0.01, "smallest area (fraction of the image) that flat= gives to one frame",
               min=0.0, max=1.0),
         Param("stack_gf_radius", int, 8, "guided-filter radius with 3 or more frames (gf_radius= is for pairs)",
               min=0, max=64),
-        Param("stack_flat", float, 8.0, "flat= with 3 or more frames (flat= is for pairs)", min=0.0, max=1000.0),
         Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),
         Param("noise", float, 0.0, "noise sigma of the frames on [0, 1] intensities that fallback=, flat= and "
               "refine_noise= count in (0: estimated; tiles get the whole image's)", min=0.0, max=1.0),

@@ -131,7 +131,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
                   weak: float = 6.0, weak_reach: int = 0, prefer: str = "none", prefer_margin: float = 0.05,
-                  flat: float = 6.0, flat_area: float = 0.01, fallback: float = 4.0, stack_gf_radius: int = 8, stack_flat: float = 8.0,
+                  flat: float = 6.0, flat_area: float = 0.01, fallback: float = 4.0, stack_gf_radius: int = 8,
                   noise: float = 0.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with the light SFF network.
 
@@ -167,12 +167,9 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
     flat, flat_area : float, keyword-only
         Each connected area of at least ``flat_area`` of the image where no frame's fine measure
         reaches ``flat`` noise sigmas comes from one frame, the one with the most detail there
-        (:func:`mfif.consistency.unify_flat_regions`); ``flat`` 0: off. ``flat`` is the level of
-        a pair; ``stack_flat`` that of three or more frames.
+        (:func:`mfif.consistency.unify_flat_regions`); ``flat`` 0: off.
     stack_gf_radius : int, keyword-only
         Guided-filter radius with three or more frames (``gf_radius`` is the pairs' radius).
-    stack_flat : float, keyword-only
-        ``flat`` with three or more frames.
     noise : float, keyword-only
         Noise sigma of the frames (on [0, 1] intensities) that ``fallback``, ``flat`` and the
         boundary re-decision count in; 0: estimated on the frames' central boxes
@@ -201,7 +198,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         min_region_floor=min_region_floor, refine_band=refine_band, refine_window=refine_window,
         refine_noise=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps, seam=seam, seam_width=seam_width, weak=weak,
         weak_reach=weak_reach, prefer=prefer, prefer_margin=prefer_margin, flat=flat, flat_area=flat_area,
-        fallback=fallback, stack_gf_radius=stack_gf_radius, stack_flat=stack_flat, noise=noise, progress=progress)
+        fallback=fallback, stack_gf_radius=stack_gf_radius, noise=noise, progress=progress)
 
 
 def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
@@ -211,7 +208,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
                          seam_width: float = 6.0, weak: float = 6.0, weak_reach: int = 0, prefer: str = "none",
                          prefer_margin: float = 0.05, flat: float = 6.0, flat_area: float = 0.01,
-                         fallback: float = 4.0, stack_gf_radius: int = 8, stack_flat: float = 8.0, noise: float = 0.0,
+                         fallback: float = 4.0, stack_gf_radius: int = 8, noise: float = 0.0,
                          progress: Callable | None = None) -> FusionResult:
     """:func:`fuse_sff_fast` on frames read on demand (:class:`mfif.frames.FrameSource`).
 
@@ -224,8 +221,6 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     """
     n = frames.n
     h, w = frames.shape[:2]
-    if n > 2:
-        flat = stack_flat  # a stack's neighbouring frames are nearly as sharp: a higher level
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fine = _FineTop2(noise) if (flat > 0 or fallback > 0) and blend != "soft" else None
