@@ -316,3 +316,38 @@ def test_stage_maps_are_exposed(synthetic_pair):
     assert maps["score"].shape == synthetic_pair.mask.shape
     assert 0.0 <= maps["score"].min() and maps["score"].max() <= 1.0
     np.testing.assert_allclose(res.weights.sum(axis=0), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["sff", "sff-fast"])
+def test_the_cards_retrain_command_parses_back_to_the_run(arch):
+    """The ``retrain`` line of a model card, read by ``mfif train``'s own parser, gives back every
+    option of the run (the shipped sff-fast card's line, written before this test, left out
+    ``--patience 6`` and ``--threads 1``)."""
+    import argparse
+    import shlex
+    from pathlib import Path
+
+    from mfif.commands import train as train_cmd
+    from mfif.sff.train import TrainConfig, _retrain_command
+
+    cfg = TrainConfig(photos="photos", out_dir="runs/x", lr=2e-4, lr_final=1e-6, batch=16, max_epochs=30,
+                      patience=0, epoch_pairs=4096, val_pairs=1024, val_fraction=0.2, seed=3, max_minutes=12.5,
+                      threads=1, limit_photos=50, sampler_options={"noise": 0.02, "jpeg": 60, "brightness": 0.05},
+                      init="runs/y/best.pt", arch=arch, fine_stride=1 if arch == "sff-fast" else 2)
+    line = _retrain_command(cfg, Path("photos"), Path("runs/x"))
+    parser = argparse.ArgumentParser()
+    train_cmd.register(parser.add_subparsers(dest="cmd"))
+    words = shlex.split(line)
+    assert words[:2] == ["mfif", "train"]
+    a = parser.parse_args(words[1:])
+    got = dict(photos=a.photos, out_dir=a.out, lr=a.lr, lr_final=a.lr_final, batch=a.batch, max_epochs=a.epochs,
+               patience=a.patience, epoch_pairs=a.epoch_pairs, val_pairs=a.val_pairs, val_fraction=a.val_fraction,
+               seed=a.seed, max_minutes=a.max_minutes, threads=a.threads, limit_photos=a.limit_photos,
+               sampler_options={k: getattr(a, k) for k in ("noise", "jpeg", "brightness")}, init=a.init,
+               arch=a.arch, fine_stride=a.fine_stride)
+    for key, value in got.items():
+        assert value == getattr(cfg, key), key
+    # defaults are left out, and still parse back to themselves
+    d = TrainConfig(photos="photos", out_dir="runs/x")
+    a = parser.parse_args(shlex.split(_retrain_command(d, Path("photos"), Path("runs/x")))[1:])
+    assert (a.patience, a.epochs, a.lr_final, a.threads, a.arch) == (d.patience, d.max_epochs, 0.0, 0, "sff")

@@ -367,15 +367,18 @@ def reexport_onnx(weights: str | os.PathLike) -> Path:
 
 
 def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
-    """The ``mfif train`` command line that reproduces this run (options that differ from defaults)."""
+    """The ``mfif train`` command line that reproduces this run: every option that shapes it, the
+    ones left at their defaults omitted (``--resume`` is not one: a resumed run is the same run)."""
+    d = TrainConfig(photos="", out_dir="")
     parts = [f"mfif train {photos_dir} --out {out} --batch {cfg.batch} --seed {cfg.seed}"]
-    if cfg.arch != "sff":
-        parts.append(f"--arch {cfg.arch} --fine-stride {cfg.fine_stride} --lr {cfg.lr:g} --epoch-pairs {cfg.epoch_pairs} "
-                     f"--val-pairs {cfg.val_pairs}")
-    if cfg.lr_final > 0:
-        parts.append(f"--lr-final {cfg.lr_final:g} --epochs {cfg.max_epochs}")
-    if cfg.max_minutes:
-        parts.append(f"--max-minutes {cfg.max_minutes:g}")
+    if cfg.arch != d.arch:
+        parts.append(f"--arch {cfg.arch} --fine-stride {cfg.fine_stride}")
+    parts.append(f"--lr {cfg.lr:g} --epoch-pairs {cfg.epoch_pairs} --val-pairs {cfg.val_pairs}")
+    optional = (("--lr-final", cfg.lr_final, d.lr_final), ("--epochs", cfg.max_epochs, d.max_epochs),
+                ("--patience", cfg.patience, d.patience), ("--val-fraction", cfg.val_fraction, d.val_fraction),
+                ("--limit-photos", cfg.limit_photos, d.limit_photos), ("--threads", cfg.threads, d.threads),
+                ("--max-minutes", cfg.max_minutes, d.max_minutes))
+    parts += [f"{flag} {value:g}" for flag, value, default in optional if value != default]
     if cfg.init:
         parts.append(f"--init {cfg.init}")
     for key in ("noise", "jpeg", "brightness"):
