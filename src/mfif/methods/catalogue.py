@@ -61,7 +61,7 @@ register(Method(
         Param("device", str, "auto", "where the network runs: auto, cpu, cuda or mps",
               choices=("auto", "cpu", "cuda", "mps")),
         Param("threads", int, 0, "CPU threads of the network (0: all cores)", min=0),
-        Param("tile", float, 4.0, "largest network pass in megapixels (bigger frames run in exact strips)",
+        Param("tile", float, 2.0, "largest network pass in megapixels (bigger frames run in exact strips)",
               min=0.05, max=1000.0),
         Param("blend", str, "decision", "decision: SFF's steps 2-4; soft: softmax blend of the frames (the "
               "streaming API's)", choices=("decision", "soft")),

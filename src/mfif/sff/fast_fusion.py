@@ -56,7 +56,7 @@ from .fast_runtime import STRIDE, load_scorer
 __all__ = ["fast_scores", "upsample_scores", "fuse_sff_fast", "fuse_sff_fast_frames"]
 
 
-def fast_scores(frames, *, weights: str = "", device: str = "auto", threads: int = 0, tile: float = 4.0,
+def fast_scores(frames, *, weights: str = "", device: str = "auto", threads: int = 0, tile: float = 2.0,
                 progress: Callable | None = None, on_gray: Callable | None = None) -> np.ndarray:
     """Step 1 on the 4-px grid: ``(N, ceil(H/4), ceil(W/4))`` float32 scores, one network pass per
     frame, of a :class:`mfif.frames.FrameSource` or a sequence of images (gray or colour; the
@@ -126,7 +126,7 @@ class _FineTop2:
 
 
 def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str = "auto", threads: int = 0,
-                  tile: float = 4.0, blend: str = "decision", temperature: float = 0.25, threshold: float = 0.5,
+                  tile: float = 2.0, blend: str = "decision", temperature: float = 0.25, threshold: float = 0.5,
                   min_region: float = 0.01, keep_confident: float = 0.3, min_region_floor: float = 0.001,
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
@@ -202,7 +202,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
 
 
 def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
-                         threads: int = 0, tile: float = 4.0, blend: str = "decision", temperature: float = 0.25,
+                         threads: int = 0, tile: float = 2.0, blend: str = "decision", temperature: float = 0.25,
                          threshold: float = 0.5, min_region: float = 0.01, keep_confident: float = 0.3,
                          min_region_floor: float = 0.001, refine_band: float = 8.0, refine_window: int = 5,
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",

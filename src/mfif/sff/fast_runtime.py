@@ -68,7 +68,7 @@ class FocusScorer:
         self.card, self.device, self.runtime = card, device, runtime
         self._run = run
 
-    def score(self, gray: np.ndarray, *, tile: float = 4.0) -> np.ndarray:
+    def score(self, gray: np.ndarray, *, tile: float = 2.0) -> np.ndarray:
         """Score map of one gray frame.
 
         Parameters
