@@ -160,8 +160,8 @@ def big(args) -> None:
     os.sync()
     print("| method | wall s | s per MP per frame | peak RSS MB | tiles |")
     print("|---|---:|---:|---:|---:|")
-    for m in args.methods.split(";" if ":" in args.methods else ","):
-        # a method may carry its own options: "sff-fast:tile=2,weak=6" (methods then separated by ";")
+    for m in args.methods.split(";" if ";" in args.methods or ":" in args.methods else ","):
+        # a method may carry its own options, "sff-fast:tile=2,weak=6"; methods are then separated by ";"
         name, _, opts = m.partition(":")
         extra = sum((["-p", p] for p in args.param), []) if name == "sff" else []
         extra += sum((["-p", kv] for kv in opts.split(",") if kv), [])
