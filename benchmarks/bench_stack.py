@@ -155,8 +155,8 @@ def big(args) -> None:
         paths.append(p)
     print(f"synthetic stack: {args.frames} frames of {w}x{h} ({w * h / 1e6:.1f} MP) written in "
           f"{time.perf_counter() - t0:.0f} s to {scratch}")
-    # the frames' dirty pages go to disk now, not during the first method's run (which measured
-    # up to 20 % slower than the same method run second)
+    # the frames' dirty pages go to disk now, not during the first method's run, which would
+    # otherwise pay for them (docs/speed.md)
     os.sync()
     print("| method | wall s | s per MP per frame | peak RSS MB | tiles |")
     print("|---|---:|---:|---:|---:|")
