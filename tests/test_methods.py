@@ -104,6 +104,26 @@ def test_every_param_is_validated():
             assert p.choices is not None or p.min is not None or p.max is not None, (m, p.name)
 
 
+def test_catalogue_defaults_are_the_functions_defaults():
+    """Each option's default is written twice, in the catalogue (what the CLI lists and engines
+    pass) and in the function's signature (what a Python caller gets); they must agree, for the
+    array form and the frame-source form alike."""
+    import inspect
+
+    checked = 0
+    for m in METHODS.values():
+        forms = [m.load()] + ([m.load_frames()] if m.frames_target else [])
+        for fn in forms:
+            sig = inspect.signature(fn).parameters
+            for p in m.params:
+                assert p.name in sig, f"{m.name}: option {p.name} is not a parameter of {fn.__name__}"
+                assert sig[p.name].default == p.default, (
+                    f"{m.name}: option {p.name} defaults to {p.default!r} in the catalogue and to "
+                    f"{sig[p.name].default!r} in {fn.__name__}")
+                checked += 1
+    assert checked > 50
+
+
 def test_listing_methods_does_not_import_method_modules():
     import subprocess
     import sys

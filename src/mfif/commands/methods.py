@@ -18,5 +18,6 @@ def run(args) -> int:
         if args.verbose:
             for p in m.params:
                 extra = f" (one of {', '.join(map(str, p.allowed))})" if p.allowed else ""
-                print(f"{'':<{width}}    -p {p.name}={p.default!r}: {p.help}{extra}")
+                default = "(unset)" if p.default is None else repr(p.default)
+                print(f"{'':<{width}}    -p {p.name}={default}: {p.help}{extra}")
     return 0

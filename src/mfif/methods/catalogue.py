@@ -105,7 +105,7 @@ register(Method(
     "wavelet fusion: mean approximation, max-abs detail coefficients (Li, Manjunath & Mitra 1995)",
     params=(
         Param("wavelet", str, "sym4", "PyWavelets discrete wavelet", choices=_wavelets),
-        Param("level", int, 4, "decomposition levels, at most pywt.dwt_max_level for the image (unset: 4, or fewer on small images)",
+        Param("level", int, None, "decomposition levels, at most pywt.dwt_max_level for the image (unset: 4, or fewer on small images)",
               min=1, max=20),
     ),
 ))
@@ -114,7 +114,7 @@ register(Method(
     "laplacian", "mfif.methods.laplacian:fuse_laplacian",
     "Laplacian pyramid: max-abs band-pass levels, mean residual (Burt & Adelson 1983; Burt & Kolczynski 1993)",
     params=(
-        Param("levels", int, 4, "band-pass pyramid levels, at most log2(min side) - 1 (unset: 4, or fewer on small images)", min=1, max=20),
+        Param("levels", int, None, "band-pass pyramid levels, at most log2(min side) - 1 (unset: 4, or fewer on small images)", min=1, max=20),
     ),
 ))
 
