@@ -332,7 +332,8 @@ def test_the_cards_retrain_command_parses_back_to_the_run(arch):
 
     cfg = TrainConfig(photos="photos", out_dir="runs/x", lr=2e-4, lr_final=1e-6, batch=16, max_epochs=30,
                       patience=0, epoch_pairs=4096, val_pairs=1024, val_fraction=0.2, seed=3, max_minutes=12.5,
-                      threads=1, limit_photos=50, sampler_options={"noise": 0.02, "jpeg": 60, "brightness": 0.05},
+                      threads=1, limit_photos=50, sampler_options={"noise": 0.02, "jpeg": 60, "brightness": 0.05,
+                                                                     "radius": (0.6, 24.0)},
                       init="runs/y/best.pt", arch=arch, fine_stride=1 if arch == "sff-fast" else 2)
     line = _retrain_command(cfg, Path("photos"), Path("runs/x"))
     parser = argparse.ArgumentParser()
@@ -343,7 +344,8 @@ def test_the_cards_retrain_command_parses_back_to_the_run(arch):
     got = dict(photos=a.photos, out_dir=a.out, lr=a.lr, lr_final=a.lr_final, batch=a.batch, max_epochs=a.epochs,
                patience=a.patience, epoch_pairs=a.epoch_pairs, val_pairs=a.val_pairs, val_fraction=a.val_fraction,
                seed=a.seed, max_minutes=a.max_minutes, threads=a.threads, limit_photos=a.limit_photos,
-               sampler_options={k: getattr(a, k) for k in ("noise", "jpeg", "brightness")}, init=a.init,
+               sampler_options={**{k: getattr(a, k) for k in ("noise", "jpeg", "brightness")},
+                                "radius": train_cmd.radius_option(a.radius)}, init=a.init,
                arch=a.arch, fine_stride=a.fine_stride)
     for key, value in got.items():
         assert value == getattr(cfg, key), key

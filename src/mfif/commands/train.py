@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..options import number_arg
+from ..options import number_arg, numbers_arg
 
 
 def register(sub):
@@ -47,8 +47,17 @@ def register(sub):
                    help="JPEG-compress the synthetic sources at a quality ~ U[Q, 95] per case")
     p.add_argument("--brightness", type=number_arg(lo=0, hi=1, hi_open=True), default=None, metavar="B",
                    help="per-source gain deviation ~ U(-B, B) on the synthetic sources")
+    p.add_argument("--radius", default=None, metavar="MIN,MAX",
+                   help="blur radius range of the synthetic cases in px, drawn log-uniform per case (default "
+                        "0.6,8, the paper's range; a wider range covers the far frames of deep stacks)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def radius_option(text: str) -> tuple[float, float]:
+    """``--radius MIN,MAX`` as the sampler's ``radius`` option (checked: two finite numbers in
+    (0, 1000]; the sampler checks their order)."""
+    return tuple(float(x) for x in numbers_arg(text, 2, "--radius", lo=0, lo_open=True, hi=1000))
 
 
 def run(args) -> int:
@@ -70,6 +79,8 @@ def run(args) -> int:
     if args.init and not os.path.isfile(args.init):
         raise UsageError(f"--init {args.init}: no such file")
     options = {k: getattr(args, k) for k in ("noise", "jpeg", "brightness") if getattr(args, k) is not None}
+    if args.radius is not None:
+        options["radius"] = radius_option(args.radius)
     from ..synth import _check_options
 
     _check_options(options)  # fail fast on bad values, with the sampler's own checks

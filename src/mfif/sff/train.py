@@ -384,6 +384,9 @@ def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
     for key in ("noise", "jpeg", "brightness"):
         if cfg.sampler_options.get(key) is not None:
             parts.append(f"--{key} {cfg.sampler_options[key]:g}")
+    if cfg.sampler_options.get("radius") is not None:
+        lo, hi = cfg.sampler_options["radius"]
+        parts.append(f"--radius {lo:g},{hi:g}")
     return " ".join(parts)
 
 
