@@ -49,8 +49,9 @@ train: $(STAMP)
 
 # The recipe of the shipped sff-fast weights (src/mfif/data/sff_fast.pt/.onnx/.json): 2 epochs at
 # lr 5e-4, then the paper's lr 1e-4 from that start, with the same augmentation as SFF's
-# fine-tuning (docs/model_card.md); copy runs/sff-fast-2/best.{pt,onnx,json} to
-# src/mfif/data/sff_fast.{pt,onnx,json}.
+# fine-tuning (docs/model_card.md); then the stride-2 network; then blur radii up to 24 px, as in
+# the far frames of deep stacks (docs/model_card_fast.md). Copy runs/sff-fast-4/best.{pt,onnx,json}
+# to src/mfif/data/sff_fast.{pt,onnx,json}.
 FAST_TRAIN = --arch sff-fast --batch 16 --epoch-pairs 4096 --val-pairs 1024 --threads 1 --noise 0.02 --jpeg 60 --brightness 0.05
 train-fast: $(STAMP)
 	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-1 $(FAST_TRAIN) --fine-stride 1 --lr 5e-4 --epochs 2 --seed 0
@@ -58,6 +59,8 @@ train-fast: $(STAMP)
 		--patience 6 --max-minutes 25 --seed 0 --init runs/sff-fast-1/best.pt
 	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-3 $(FAST_TRAIN) --fine-stride 2 --lr 1e-4 --epochs 100 \
 		--patience 6 --max-minutes 20 --seed 0 --init runs/sff-fast-2/best.pt
+	$(VENV)/bin/mfif train $(TRAIN_IMAGES) --out runs/sff-fast-4 $(FAST_TRAIN) --fine-stride 2 --lr 1e-4 --epochs 100 \
+		--patience 6 --max-minutes 40 --seed 0 --init runs/sff-fast-3/best.pt --radius 0.6,24
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info src/*.egg-info
