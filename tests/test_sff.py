@@ -334,7 +334,7 @@ def test_the_cards_retrain_command_parses_back_to_the_run(arch):
                       patience=0, epoch_pairs=4096, val_pairs=1024, val_fraction=0.2, seed=3, max_minutes=12.5,
                       threads=1, limit_photos=50, sampler_options={"noise": 0.02, "jpeg": 60, "brightness": 0.05,
                                                                      "radius": (0.6, 24.0)},
-                      init="runs/y/best.pt", arch=arch, fine_stride=1 if arch == "sff-fast" else 2)
+                      init="runs/y/best.pt", arch=arch, fine_stride=1 if arch == "sff-fast" else 2, graphics=0.25)
     line = _retrain_command(cfg, Path("photos"), Path("runs/x"))
     parser = argparse.ArgumentParser()
     train_cmd.register(parser.add_subparsers(dest="cmd"))
@@ -346,7 +346,7 @@ def test_the_cards_retrain_command_parses_back_to_the_run(arch):
                seed=a.seed, max_minutes=a.max_minutes, threads=a.threads, limit_photos=a.limit_photos,
                sampler_options={**{k: getattr(a, k) for k in ("noise", "jpeg", "brightness")},
                                 "radius": train_cmd.radius_option(a.radius)}, init=a.init,
-               arch=a.arch, fine_stride=a.fine_stride)
+               arch=a.arch, fine_stride=a.fine_stride, graphics=a.graphics)
     for key, value in got.items():
         assert value == getattr(cfg, key), key
     # defaults are left out, and still parse back to themselves

@@ -262,3 +262,27 @@ def test_torch_dataset_wrapper():
     assert len(batches) == 2
     a, b, lab = batches[0]
     assert a.shape == (8, 1, 8, 8) and b.dtype == torch.float32 and lab.shape == (8,)
+
+
+def test_graphic_scenes_are_flat_areas_with_crisp_edges():
+    """The procedural scenes that teach sff-fast about printed matter: a pure function of the
+    seed, gray in [0, 1], mostly flat (the point of them), with levels at least 0.2 apart meeting
+    at edges a pixel or two wide."""
+    from mfif.synth.graphics import graphic_images
+
+    a = graphic_images(12, seed=3, size=128)
+    b = graphic_images(12, seed=3, size=128)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], graphic_images(1, seed=4, size=128)[0])
+    for img in a:
+        assert img.shape == (128, 128) and img.dtype == np.float32
+        assert 0.0 <= img.min() and img.max() <= 1.0
+        # local spread over 5 x 5: flat areas are at grain level, edges jump by >= 0.2 * (1 - AA)
+        spread = ndi.maximum_filter(img, 5) - ndi.minimum_filter(img, 5)
+        flat = np.mean(spread < 0.1)
+        assert flat > 0.4, flat
+        assert spread.max() > 0.15
+        # an edge crosses from one level to the other within 2 px: a 3-px window already sees
+        # most of the jump
+        narrow = ndi.maximum_filter(img, 3) - ndi.minimum_filter(img, 3)
+        assert narrow.max() > 0.5 * spread.max()

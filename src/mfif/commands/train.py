@@ -50,6 +50,9 @@ def register(sub):
     p.add_argument("--radius", default=None, metavar="MIN,MAX",
                    help="blur radius range of the synthetic cases in px, drawn log-uniform per case (default "
                         "0.6,8, the paper's range; a wider range covers the far frames of deep stacks)")
+    p.add_argument("--graphics", type=number_arg(lo=0, hi=10), default=0.0, metavar="F",
+                   help="add procedural graphic scenes (barcodes, printed blocks, flat shapes) to the photos of "
+                        "each split, F times as many as it has photos (default 0: photos only)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -91,7 +94,7 @@ def run(args) -> int:
                       val_fraction=args.val_fraction, seed=args.seed, max_minutes=args.max_minutes,
                       threads=args.threads, resume=args.resume, limit_photos=args.limit_photos,
                       sampler_options=options, init=args.init, arch=args.arch,
-                      fine_stride=args.fine_stride)
+                      fine_stride=args.fine_stride, graphics=args.graphics)
     train(cfg, progress=not args.quiet and sys.stderr.isatty(),
           log=(lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr)))
     return 0

@@ -62,6 +62,7 @@ class TrainConfig:
     init: str = ""  # weights (with model card) to start from; "" = random initialisation
     arch: str = "sff"  # "sff" (the paper's network) or "sff-fast" (mfif's light per-frame scorer)
     fine_stride: int = 2  # sff-fast: stride of its full-resolution filters
+    graphics: float = 0.0  # procedural graphic scenes added, as a fraction of the photos of each split
 
 
 def _photo_split(names: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -215,6 +216,14 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict:
     train_photos = [photos[i] for i in tr_idx]
     val_photos = [photos[i] for i in va_idx]
     log(f"training photos: {len(train_photos)}, validation photos: {len(val_photos)}")
+    if cfg.graphics > 0:
+        # scenes of flat areas and crisp edges (mfif.synth.graphics), disjoint between the splits
+        from ..synth.graphics import graphic_images
+
+        n_tr, n_va = (max(1, int(round(cfg.graphics * len(p)))) for p in (train_photos, val_photos))
+        train_photos = train_photos + graphic_images(n_tr, seed=cfg.seed)
+        val_photos = val_photos + graphic_images(n_va, seed=cfg.seed + 1_000_003)
+        log(f"graphic scenes: {n_tr} for training, {n_va} for validation")
     arch = _Arch(cfg.arch, cfg.fine_stride)
     val_sampler = arch.sampler(val_photos, seed=10_000 + cfg.seed, options=cfg.sampler_options)
     va = [val_sampler.sample(cfg.val_pairs)]
@@ -313,7 +322,9 @@ def _best_card(cfg: TrainConfig, arch: _Arch, net: nn.Module, photos_dir: Path, 
         "architecture": arch_card,
         "data": {"photos": str(photos_dir), "n_train_photos": n_train, "n_val_photos": len(va_idx),
                  "val_photo_names": [names[i] for i in va_idx], "generator": generator,
-                 "sampler_options": cfg.sampler_options, "val_pairs": cfg.val_pairs},
+                 "sampler_options": cfg.sampler_options, "val_pairs": cfg.val_pairs,
+                 **({"graphics": cfg.graphics, "graphics_generator": "mfif.synth.graphics.graphic_images"}
+                    if cfg.graphics > 0 else {})},
         "init": {"weights": cfg.init, "sha256": init_sha} if cfg.init else None,
         "recipe": {"optimizer": "Adam", "lr": cfg.lr,
                    "lr_schedule": (f"cosine per step to {cfg.lr_final:g} over max_epochs" if cfg.lr_final > 0
@@ -377,7 +388,7 @@ def _retrain_command(cfg: TrainConfig, photos_dir: Path, out: Path) -> str:
     optional = (("--lr-final", cfg.lr_final, d.lr_final), ("--epochs", cfg.max_epochs, d.max_epochs),
                 ("--patience", cfg.patience, d.patience), ("--val-fraction", cfg.val_fraction, d.val_fraction),
                 ("--limit-photos", cfg.limit_photos, d.limit_photos), ("--threads", cfg.threads, d.threads),
-                ("--max-minutes", cfg.max_minutes, d.max_minutes))
+                ("--max-minutes", cfg.max_minutes, d.max_minutes), ("--graphics", cfg.graphics, d.graphics))
     parts += [f"{flag} {value:g}" for flag, value, default in optional if value != default]
     if cfg.init:
         parts.append(f"--init {cfg.init}")
