@@ -261,9 +261,11 @@ def test_the_noise_option_is_the_estimate_it_replaces(case):
     own = fuse(srcs, method="sff-fast")
     given = fuse(srcs, method="sff-fast", noise=sigma)
     assert np.array_equal(own.fused, given.fused) and np.array_equal(own.decision, given.decision)
-    # with a sigma 10x too large nothing passes the fine measure's thresholds: another decision
-    loud = fuse(srcs, method="sff-fast", noise=10 * sigma)
-    assert not np.array_equal(own.decision, loud.decision)
+    # with a sigma 10x too large nothing passes the fine measure's thresholds and more of the image
+    # counts as flat: another decision (on this case the decision then holds the flat areas it
+    # unifies, so the flat rule is made to vote on every area to show it)
+    loud = fuse(srcs, method="sff-fast", noise=10 * sigma, flat_keep=2.0)
+    assert not np.array_equal(fuse(srcs, method="sff-fast", flat_keep=2.0).decision, loud.decision)
     for bad in (-0.01, float("nan"), 2.0):
         with pytest.raises(UsageError, match="option noise"):
             fuse(srcs, method="sff-fast", noise=bad)
@@ -570,6 +572,53 @@ def test_unify_flat_regions_gives_a_large_flat_area_to_one_frame():
     assert (unify_flat_regions(dec, best2, index, level=2.0, min_area=100, n=2)[:, 10:50] == 0).all()
     assert np.array_equal(unify_flat_regions(dec, best, index, level=2.0, min_area=0, n=2), dec)
     assert np.array_equal(unify_flat_regions(dec, best, index, level=0.5, min_area=100, n=2), dec)
+
+
+def test_a_flat_area_the_decision_holds_keeps_its_frame():
+    """``keep_share``: a flat area that the decision already gives (nearly) whole to one frame
+    keeps it, although another frame carries more of the fine measure there (inside a wide bar
+    with crisp edges that is the defocused frame's ramp); a split area is still voted on."""
+    from mfif.consistency import unify_flat_regions
+
+    dec = np.zeros((40, 60), np.int16)
+    dec[:, 10:50] = 1
+    dec[0, 10:25] = 0  # 15 of 1,600 flat cells (0.9 %) say frame 0
+    best = np.full((40, 60), 50.0, np.float32)
+    best[:, 10:50] = 1.0
+    index = np.zeros((40, 60), np.int16)  # frame 0 has the most detail everywhere in it
+    kept = unify_flat_regions(dec, best, index, level=2.0, min_area=100, n=2, keep_share=0.97)
+    assert (kept[:, 10:50] == 1).all()
+    voted = unify_flat_regions(dec, best, index, level=2.0, min_area=100, n=2)
+    assert (voted[:, 10:50] == 0).all()  # the default (> 1): always the vote
+    split = dec.copy()
+    split[:, 10:30] = 0
+    assert (unify_flat_regions(split, best, index, level=2.0, min_area=100, n=2, keep_share=0.97)[:, 10:50]
+            == 0).all()
+
+
+def test_wide_printed_bars_come_from_the_sharp_frame():
+    """A barcode of bars 4-40 px wide, blurred by disks of 20 and 10 px in two frames, each frame
+    with its own noise: the shipped network and the steps before the flat rule decide the bars
+    right, and the flat rule must keep that. With ``flat_keep`` off it gives the inside of the
+    wide bars to a defocused frame, whose ramps are more detail than the sharp frame's flat paint
+    (``benchmarks/bench_bars.py``)."""
+    import cv2
+
+    from mfif.synth.psf import psf_kernel
+
+    rng = np.random.default_rng(0)
+    sharp = np.zeros((384, 512), np.float32)
+    x, level = 0, 0.1
+    while x < sharp.shape[1]:
+        w = int(rng.integers(4, 40))
+        sharp[:, x:x + w] = level
+        x, level = x + w, (0.75 if level < 0.5 else 0.1)
+    frames = [cv2.filter2D(sharp, -1, psf_kernel("disk", r), borderType=cv2.BORDER_REFLECT) for r in (20, 10)]
+    frames = [np.clip(f + rng.normal(0, 0.01, f.shape).astype(np.float32), 0, 1) for f in frames + [sharp]]
+    r = fuse(frames, method="sff-fast")
+    assert np.mean(r.decision == 2) > 0.99
+    off = fuse(frames, method="sff-fast", flat_keep=2.0)
+    assert np.mean(off.decision == 2) < 0.9
 
 
 def _barcode(rng, h=192, w=256):

@@ -208,7 +208,7 @@ def put_evidence(scores: np.ndarray, labels: np.ndarray, where: np.ndarray, *, h
 
 
 def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.ndarray, *, level: float,
-                       min_area: int, n: int, return_mask: bool = False):
+                       min_area: int, n: int, keep_share: float = 2.0, return_mask: bool = False):
     """Give each large connected area without detail in any frame to one frame.
 
     Where no frame has detail (a bokeh background, a clear sky), the frames differ only in blur,
@@ -217,7 +217,10 @@ def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.nd
     fine measure's ``best`` over the frames stays below ``level`` (opened by 3 x 3 cells, so that
     thin gaps between details do not count), with at least ``min_area`` pixels, takes one frame:
     the one whose fine measure wins the most of it, weighted by that measure (the least blurred
-    frame of the area). Smaller flat areas keep their decision.
+    frame of the area). Smaller flat areas keep their decision, and so does an area whose
+    decision already gives at least ``keep_share`` of it to one frame: it is not split, and inside
+    a wide flat area bounded by crisp edges (a bar of a barcode, a printed block) the most detail
+    is the soft ramp of those edges in a *defocused* frame, so the vote would pick that frame.
 
     Parameters
     ----------
@@ -233,6 +236,9 @@ def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.nd
         Smallest flat area (pixels) that is unified (``<= 0``: none).
     n : int, keyword-only
         Number of sources.
+    keep_share : float, keyword-only
+        An area whose decision gives at least this fraction of it to one frame keeps that frame
+        (``> 1``, the default: never; ``1.0``: only an area that is wholly one frame's already).
     return_mask : bool, keyword-only
         Also return the ``HxW`` bool mask of the unified areas (a caller that works on a grid
         uses it to give those areas the grid's label at full resolution too).
@@ -258,6 +264,10 @@ def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.nd
     idx = comp.ravel().astype(np.int64) * n + np.asarray(best_index).ravel()
     votes = np.bincount(idx, weights=np.asarray(best, np.float64).ravel(), minlength=count * n).reshape(count, n)
     winner = votes.argmax(axis=1).astype(np.int16)
+    # an area the decision already gives (nearly) whole to one frame keeps that frame
+    held = np.bincount(comp.ravel().astype(np.int64) * n + d.ravel(), minlength=count * n).reshape(count, n)
+    share = held.max(axis=1) / np.maximum(held.sum(axis=1), 1)
+    winner = np.where(share >= keep_share, held.argmax(axis=1), winner).astype(np.int16)
     sel = keep[comp]
     d[sel] = winner[comp[sel]]
     return (d, sel) if return_mask else d

@@ -76,6 +76,8 @@ register(Method(
               "comes from the frame with the most detail (0: off)", min=0.0, max=1000.0),
         Param("flat_area", float, 0.01, "smallest area (fraction of the image) that flat= gives to one frame",
               min=0.0, max=1.0),
+        Param("flat_keep", float, 0.97, "a flat area whose decision already gives this share of it to one frame "
+              "keeps that frame (> 1: never)", min=0.0, max=2.0),
         Param("stack_gf_radius", int, 8, "guided-filter radius with 3 or more frames (gf_radius= is for pairs)",
               min=0, max=64),
         Param("temperature", float, 0.25, "softmax temperature of blend=soft", min=0.01, max=100.0),

@@ -131,8 +131,8 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
                   refine_band: float = 8.0, refine_window: int = 5, refine_noise: float = 8.0,
                   gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none", seam_width: float = 6.0,
                   weak: float = 6.0, weak_reach: int = 0, prefer: str = "none", prefer_margin: float = 0.05,
-                  flat: float = 6.0, flat_area: float = 0.01, fallback: float = 4.0, stack_gf_radius: int = 8,
-                  noise: float = 0.0, progress: Callable | None = None) -> FusionResult:
+                  flat: float = 6.0, flat_area: float = 0.01, flat_keep: float = 0.97, fallback: float = 4.0,
+                  stack_gf_radius: int = 8, noise: float = 0.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with the light SFF network.
 
     Parameters
@@ -168,6 +168,9 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         Each connected area of at least ``flat_area`` of the image where no frame's fine measure
         reaches ``flat`` noise sigmas comes from one frame, the one with the most detail there
         (:func:`mfif.consistency.unify_flat_regions`); ``flat`` 0: off.
+    flat_keep : float, keyword-only
+        A flat area whose decision already gives at least this fraction of it to one frame keeps
+        that frame instead (``> 1``: never).
     stack_gf_radius : int, keyword-only
         Guided-filter radius with three or more frames (``gf_radius`` is the pairs' radius).
     noise : float, keyword-only
@@ -198,7 +201,7 @@ def fuse_sff_fast(sources: list[np.ndarray], *, weights: str = "", device: str =
         min_region_floor=min_region_floor, refine_band=refine_band, refine_window=refine_window,
         refine_noise=refine_noise, gf_radius=gf_radius, gf_eps=gf_eps, seam=seam, seam_width=seam_width, weak=weak,
         weak_reach=weak_reach, prefer=prefer, prefer_margin=prefer_margin, flat=flat, flat_area=flat_area,
-        fallback=fallback, stack_gf_radius=stack_gf_radius, noise=noise, progress=progress)
+        flat_keep=flat_keep, fallback=fallback, stack_gf_radius=stack_gf_radius, noise=noise, progress=progress)
 
 
 def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights: str = "", device: str = "auto",
@@ -208,7 +211,7 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
                          refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001, seam: str = "none",
                          seam_width: float = 6.0, weak: float = 6.0, weak_reach: int = 0, prefer: str = "none",
                          prefer_margin: float = 0.05, flat: float = 6.0, flat_area: float = 0.01,
-                         fallback: float = 4.0, stack_gf_radius: int = 8, noise: float = 0.0,
+                         flat_keep: float = 0.97, fallback: float = 4.0, stack_gf_radius: int = 8, noise: float = 0.0,
                          progress: Callable | None = None) -> FusionResult:
     """:func:`fuse_sff_fast` on frames read on demand (:class:`mfif.frames.FrameSource`).
 
@@ -260,7 +263,8 @@ def fuse_sff_fast_frames(frames: FrameSource, *, keep_maps: bool = True, weights
     if fine is not None and flat > 0:
         # each large area without detail in any frame comes from one frame
         dec_g, unified = unify_flat_regions(dec_g, fine.best, fine.index, level=flat * fine.sigma,
-                                            min_area=round(flat_area * h * w / cells), n=n, return_mask=True)
+                                            min_area=round(flat_area * h * w / cells), n=n, keep_share=flat_keep,
+                                            return_mask=True)
     # the band stage needs not estimate the noise again
     sigma = noise if noise > 0 else (None if fine is None else fine.noise)
     fine = None
