@@ -50,6 +50,8 @@ def test_page_fuse_wipe_retouch_download(tmp_path, slow_progress):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "/")
+        # the method list arrives from /api/info after the page has loaded
+        page.wait_for_function("() => document.getElementById('method').options.length > 0", timeout=15000)
         assert page.locator("#method").input_value() == DEFAULT_METHOD
         page.set_input_files("#files", [str(p) for p in paths])
         assert page.locator("#filelist li").count() == 2
