@@ -22,31 +22,12 @@ import math
 import cv2
 import numpy as np
 
-import mfif
-from mfif.sff.fast_fusion import fast_scores
-from mfif.synth.psf import psf_kernel
+from tune_defaults import parse_variant  # also puts this tree's src first on sys.path
 
-
-def bars(rng: np.random.Generator, *, width: int = 512, height: int = 384) -> np.ndarray:
-    img = np.zeros((height, width), np.float32)
-    x, level = 0, 0.1
-    while x < width:
-        w = int(rng.integers(4, 40))
-        img[:, x:x + w] = level
-        x, level = x + w, (0.75 if level < 0.5 else 0.1)
-    return img
-
-
-def parse(text: str) -> tuple[str, dict]:
-    method, _, rest = text.partition(":")
-    opts = {}
-    for kv in filter(None, rest.split(",")):
-        k, v = kv.split("=", 1)
-        try:
-            opts[k] = int(v) if v.lstrip("-").isdigit() else float(v)
-        except ValueError:
-            opts[k] = v
-    return method, opts
+import mfif  # noqa: E402
+from mfif.sff.fast_fusion import fast_scores  # noqa: E402
+from mfif.synth.graphics import barcode  # noqa: E402
+from mfif.synth.psf import psf_kernel  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -56,9 +37,9 @@ def main(argv=None) -> int:
     print("| variant | r px | from the sharp frame | network's grid arg-max | PSNR dB |")
     print("|---|---:|---:|---:|---:|")
     for text in args.variants:
-        method, opts = parse(text)
+        method, opts = parse_variant(text)
         rng = np.random.default_rng(0)
-        sharp = bars(rng)
+        sharp = barcode(rng, shape=(384, 512), widths=(4, 40), levels=(0.1, 0.75))
         for r in (12, 20, 32):
             def noisy(a):
                 return np.clip(a + rng.normal(0, 0.01, a.shape).astype(np.float32), 0, 1)

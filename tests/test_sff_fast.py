@@ -604,15 +604,11 @@ def test_wide_printed_bars_come_from_the_sharp_frame():
     (``benchmarks/bench_bars.py``)."""
     import cv2
 
+    from mfif.synth.graphics import barcode
     from mfif.synth.psf import psf_kernel
 
     rng = np.random.default_rng(0)
-    sharp = np.zeros((384, 512), np.float32)
-    x, level = 0, 0.1
-    while x < sharp.shape[1]:
-        w = int(rng.integers(4, 40))
-        sharp[:, x:x + w] = level
-        x, level = x + w, (0.75 if level < 0.5 else 0.1)
+    sharp = barcode(rng, shape=(384, 512), widths=(4, 40), levels=(0.1, 0.75))
     frames = [cv2.filter2D(sharp, -1, psf_kernel("disk", r), borderType=cv2.BORDER_REFLECT) for r in (20, 10)]
     frames = [np.clip(f + rng.normal(0, 0.01, f.shape).astype(np.float32), 0, 1) for f in frames + [sharp]]
     r = fuse(frames, method="sff-fast")

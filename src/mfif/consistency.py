@@ -264,10 +264,11 @@ def unify_flat_regions(decision: np.ndarray, best: np.ndarray, best_index: np.nd
     idx = comp.ravel().astype(np.int64) * n + np.asarray(best_index).ravel()
     votes = np.bincount(idx, weights=np.asarray(best, np.float64).ravel(), minlength=count * n).reshape(count, n)
     winner = votes.argmax(axis=1).astype(np.int16)
-    # an area the decision already gives (nearly) whole to one frame keeps that frame
-    held = np.bincount(comp.ravel().astype(np.int64) * n + d.ravel(), minlength=count * n).reshape(count, n)
-    share = held.max(axis=1) / np.maximum(held.sum(axis=1), 1)
-    winner = np.where(share >= keep_share, held.argmax(axis=1), winner).astype(np.int16)
+    if keep_share <= 1.0:
+        # an area the decision already gives (nearly) whole to one frame keeps that frame
+        held = np.bincount(comp.ravel().astype(np.int64) * n + d.ravel(), minlength=count * n).reshape(count, n)
+        share = held.max(axis=1) / np.maximum(held.sum(axis=1), 1)
+        winner = np.where(share >= keep_share, held.argmax(axis=1), winner).astype(np.int16)
     sel = keep[comp]
     d[sel] = winner[comp[sel]]
     return (d, sel) if return_mask else d

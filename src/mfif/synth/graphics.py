@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["graphic_image", "graphic_images"]
+__all__ = ["barcode", "graphic_image", "graphic_images"]
 
 
 def _levels(rng: np.random.Generator) -> tuple[float, float]:
@@ -20,16 +20,42 @@ def _levels(rng: np.random.Generator) -> tuple[float, float]:
     return lo, hi
 
 
+def barcode(rng: np.random.Generator, *, shape: tuple[int, int], widths: tuple[int, int],
+            levels: tuple[float, float]) -> np.ndarray:
+    """Vertical bars of random widths, alternating between two levels.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws each bar's width, left to right.
+    shape : (int, int), keyword-only
+        ``(height, width)`` of the image in px.
+    widths : (int, int), keyword-only
+        Bar widths are drawn uniformly from ``widths[0]`` to ``widths[1] - 1`` px.
+    levels : (float, float), keyword-only
+        The first bar's level, then the second's, and so on alternately.
+
+    Returns
+    -------
+    ndarray
+        ``shape`` float32 image holding only the two levels.
+    """
+    h, w = (int(v) for v in shape)
+    img = np.empty((h, w), np.float32)
+    x, k = 0, 0
+    while x < w:
+        bar = int(rng.integers(int(widths[0]), int(widths[1])))
+        img[:, x:x + bar] = levels[k]
+        x, k = x + bar, 1 - k
+    return img
+
+
 def _bars(rng, side: int, lo: float, hi: float) -> np.ndarray:
     # a barcode: stripes 1-40 px wide (at the final scale) alternating between two levels,
     # turned by a random angle
     big = int(side * 1.5)
-    canvas = np.empty((big, big), np.float32)
-    x, dark = 0, bool(rng.integers(2))
-    while x < big:
-        w = int(rng.integers(2, 81))
-        canvas[:, x:x + w] = lo if dark else hi
-        x, dark = x + w, not dark
+    levels = (lo, hi) if rng.integers(2) else (hi, lo)
+    canvas = barcode(rng, shape=(big, big), widths=(2, 81), levels=levels)
     rot = cv2.getRotationMatrix2D((big / 2, big / 2), float(rng.uniform(0, 180)), 1.0)
     rot[:, 2] -= (big - side) / 2
     return cv2.warpAffine(canvas, rot, (side, side), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
