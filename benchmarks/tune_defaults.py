@@ -13,6 +13,10 @@ Usage::
 
     python benchmarks/tune_defaults.py sff-fast sff-fast:seam=laplacian focus-map sff \\
         [--val 40] [--card src/mfif/data/sff_fast.json] [--sets val,classic,mffw2,mffw3] [--csv out.csv]
+
+``--sets paper-val`` adds the first ``--paper-val`` cases (default 60) of the paper-shaped gray
+*validation* split (``make synth-paper``; its photos are training photos, so the test split stays
+unseen): noise-free pairs like the test split, with mean PSNR / SSIM / band PSNR.
 """
 from __future__ import annotations
 
@@ -74,17 +78,39 @@ def real_cases(name: str):
     return out
 
 
+def paper_val_cases(n: int):
+    """The first ``n`` cases of the paper-shaped gray *validation* split (``make synth-paper``: from
+    training photos, never the test split), without degradations, as the paper's data."""
+    folder = REPO / "data-synth" / "paper-gray"
+    if not (folder / "val").is_dir():
+        raise SystemExit(f"tune_defaults: {folder}/val is not built (make synth-paper)")
+    ds = scan_folder(folder / "val", name="paper-val")
+    out = []
+    for spec in ds.cases[:n]:
+        data = load_case(spec)
+        mask = None if data.mask is None else data.mask.astype(np.int16)
+        out.append((spec.name, [to_float(s) for s in data.sources], to_float(data.gt), mask))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variants", nargs="+")
     ap.add_argument("--val", type=int, default=40, help="validation cases (default 40)")
     ap.add_argument("--card", default=str(REPO / "src/mfif/data/sff_fast.json"))
-    ap.add_argument("--sets", default="val,classic,mffw2,mffw3")
+    ap.add_argument("--paper-val", type=int, default=60, help="cases of the paper-val set (default 60)")
+    ap.add_argument("--sets", default="val,classic,mffw2,mffw3",
+                    help="val, classic, mffw2, mffw3, paper-val (the paper-shaped gray validation split)")
     ap.add_argument("--csv", default="")
     args = ap.parse_args(argv)
     sets = {}
     for s in args.sets.split(","):
-        sets[s] = validation_cases(Path(args.card), args.val) if s == "val" else real_cases(s)
+        if s == "val":
+            sets[s] = validation_cases(Path(args.card), args.val)
+        elif s == "paper-val":
+            sets[s] = paper_val_cases(args.paper_val)
+        else:
+            sets[s] = real_cases(s)
     rows = []
     for text in args.variants:
         method, params = parse_variant(text)
