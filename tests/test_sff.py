@@ -353,3 +353,36 @@ def test_the_cards_retrain_command_parses_back_to_the_run(arch):
     d = TrainConfig(photos="photos", out_dir="runs/x")
     a = parser.parse_args(shlex.split(_retrain_command(d, Path("photos"), Path("runs/x")))[1:])
     assert (a.patience, a.epochs, a.lr_final, a.threads, a.arch) == (d.patience, d.max_epochs, 0.0, 0, "sff")
+
+
+def test_the_noise_option_is_the_estimate_it_replaces():
+    """``sff``'s ``noise=`` set to the sigma it would estimate (each source's central box, as the
+    engines estimate the whole image's) gives the same fusion bit for bit, which is what tiles fused
+    with the whole image's sigma rely on; a sigma 10x too large lets the boundary refinement move
+    fewer pixels; the method declares the option to the engines; bad values are refused."""
+    from skimage import data
+
+    from mfif import fuse
+    from mfif.consistency import frames_noise
+    from mfif.frames import ArrayFrames
+    from mfif.io import to_float
+    from mfif.methods import get_method
+    from mfif.synth import make_case
+
+    # 600 x 600 is larger than the central box: the estimate is the box's, not the whole frame's
+    case = make_case(to_float(data.astronaut()), n_sources=2, rng=np.random.default_rng(5), size=600,
+                     radius=(2.0, 5.0), noise=0.02)
+    srcs = case.sources
+    sigma = frames_noise(ArrayFrames(srcs))
+    assert 0.003 < sigma < 0.03
+    opts = {"threads": 2}
+    own = fuse(srcs, method="sff", **opts)
+    given = fuse(srcs, method="sff", noise=sigma, **opts)
+    assert np.array_equal(own.decision, given.decision) and np.array_equal(own.fused, given.fused)
+    loud = fuse(srcs, method="sff", noise=10 * sigma, **opts)
+    assert not np.array_equal(own.decision, loud.decision)
+    assert get_method("sff").stack_options({}, lambda: 0.0123) == {"noise": 0.0123}
+    assert get_method("sff").stack_options({"noise": 0.5}, lambda: 0.0123) == {"noise": 0.5}
+    for bad in (-0.01, float("nan"), 2.0):
+        with pytest.raises(UsageError, match="option noise"):
+            fuse(srcs, method="sff", noise=bad)

@@ -453,15 +453,17 @@ def decision_confidence(scores: np.ndarray) -> np.ndarray:
 
 
 def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band: float, window: int = 5,
-                      min_area: int = 0, noise_k: float = 0.0) -> np.ndarray:
+                      min_area: int = 0, noise_k: float = 0.0, sigma: float | None = None) -> np.ndarray:
     """Re-decide pixels within ``band`` px of a decision boundary with a fine focus measure.
 
     Inside the band a pixel takes the source with the highest sum-modified-Laplacian over a
     ``window`` x ``window`` box, where that measure is decisive: the best source's value
     exceeds the runner-up's by more than ``noise_k`` times the estimated noise sigma of the
     sources (0: everywhere in the band). On noisy photos the fine measure sees mostly noise,
-    so it only moves boundaries where the evidence stands out from it. Fragments smaller than
-    ``min_area`` px are then removed.
+    so it only moves boundaries where the evidence stands out from it. ``sigma`` is that noise
+    sigma when the caller knows it (an engine fusing tiles passes the whole image's, so that
+    every tile counts in the same unit); None: :func:`noise_sigma` of ``grays``. Fragments
+    smaller than ``min_area`` px are then removed.
 
     Returns
     -------
@@ -476,7 +478,7 @@ def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band
     fine_scores = np.stack([sml(g, window=window) for g in grays])
     fine = argmax_decision(fine_scores)
     if noise_k > 0:
-        near &= best_margin(fine_scores) > noise_k * noise_sigma(grays)
+        near &= best_margin(fine_scores) > noise_k * (noise_sigma(grays) if sigma is None else sigma)
     out = np.where(near, fine, decision).astype(np.int16)
     return remove_small_regions(out, min_area=min_area)
 
@@ -484,7 +486,7 @@ def refine_boundaries(decision: np.ndarray, grays: Sequence[np.ndarray], *, band
 def verify_decision(initial: np.ndarray, grays: Sequence[np.ndarray], *, min_area: int,
                     confidence: np.ndarray | None = None, keep_above: float = 1.0, keep_min_area: int = 0,
                     refine_band: float = 0.0, refine_window: int = 5, refine_min_area: int = 0,
-                    refine_noise: float = 0.0) -> np.ndarray:
+                    refine_noise: float = 0.0, refine_sigma: float | None = None) -> np.ndarray:
     """Stage 3 on a decision map: small-region removal, then (optionally) boundary refinement.
 
     Parameters
@@ -495,8 +497,8 @@ def verify_decision(initial: np.ndarray, grays: Sequence[np.ndarray], *, min_are
         The sources' luminance images, float32 in [0, 1] (for the boundary refinement).
     min_area, confidence, keep_above, keep_min_area
         :func:`remove_small_regions` (``confidence`` None: every small region goes).
-    refine_band, refine_window, refine_min_area, refine_noise
-        :func:`refine_boundaries` (``refine_band`` 0: off).
+    refine_band, refine_window, refine_min_area, refine_noise, refine_sigma
+        :func:`refine_boundaries` (``refine_band`` 0: off; ``refine_sigma`` is its ``sigma``).
 
     Returns
     -------
@@ -506,7 +508,7 @@ def verify_decision(initial: np.ndarray, grays: Sequence[np.ndarray], *, min_are
     decision = remove_small_regions(initial, min_area=min_area, confidence=confidence,
                                     keep_above=keep_above, keep_min_area=keep_min_area)
     return refine_boundaries(decision, grays, band=refine_band, window=refine_window,
-                             min_area=refine_min_area, noise_k=refine_noise)
+                             min_area=refine_min_area, noise_k=refine_noise, sigma=refine_sigma)
 
 
 def decision_weights(decision: np.ndarray, grays: Sequence[np.ndarray], *, radius: int, eps: float) -> np.ndarray:

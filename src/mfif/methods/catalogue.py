@@ -48,8 +48,10 @@ register(Method(
               min=0.1, max=1.0),
         Param("device", str, "cpu", "where the CNN runs: cpu, auto (CUDA or MPS if PyTorch sees one), cuda or mps",
               choices=("cpu", "auto", "cuda", "mps")),
+        Param("noise", float, 0.0, "noise sigma of the sources on [0, 1] intensities that refine_noise= counts in "
+              "(0: estimated; tiles get the whole image's)", min=0.0, max=1.0),
     ) + sff_stage_params(refine_band=16.0, seam="laplacian"),
-    needs_torch=True, has_decision=True,
+    needs_torch=True, has_decision=True, noise_option="noise",
     area_options=("min_region", "min_region_floor"), resources="mfif.sff.resources:RESOURCES",
 ))
 

@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from ..blend import seam_blend, weighted_blend
-from ..consistency import decision_confidence, decision_weights, verify_decision
+from ..consistency import NOISE_PIXELS, decision_confidence, decision_weights, noise_sigma, verify_decision
 from ..decision import argmax_decision, prefer_decision, threshold_decision
 from ..io import to_gray
 from ..result import FusionResult
@@ -86,7 +86,7 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
              refine_band: float = 16.0, refine_window: int = 5, refine_noise: float = 8.0, gf_radius: int = 2, gf_eps: float = 0.001,
              seam: str = "laplacian", seam_width: float = 6.0, stride: int = 4, tile: int = 384,
              threads: int = 0, scale: float = 1.0, prefer: str = "none", prefer_margin: float = 0.05,
-             device: str = "cpu", progress: Callable | None = None) -> FusionResult:
+             device: str = "cpu", noise: float = 0.0, progress: Callable | None = None) -> FusionResult:
     """Fuse sources with Semantic Focus Fusion.
 
     Parameters
@@ -136,6 +136,12 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     prefer, prefer_margin : str, float
         Step 2: where the CNN's evidence is weak, take the near or far frame
         (:func:`mfif.decision.prefer_decision`; ``"none"``: the paper's rule).
+    noise : float
+        Noise sigma of the sources (on [0, 1] intensities) that ``refine_noise`` counts in; 0:
+        estimated on each source's central box (:func:`mfif.consistency.noise_sigma` with
+        ``max_pixels=NOISE_PIXELS``, as :func:`mfif.consistency.frames_noise`). Engines that fuse
+        tiles pass the whole image's estimate (``Method.noise_option``), so that every tile
+        counts in the same sigma as a whole-image run.
 
     Returns
     -------
@@ -170,10 +176,13 @@ def fuse_sff(sources: list[np.ndarray], *, weights: str = "", threshold: float =
     # with 1 / (N - 1) so that frames focused on small depth ranges are not absorbed
     min_area = int(round(min_region * h * w / (n - 1)))
     floor = int(round(min_region_floor * h * w / (n - 1)))
+    sigma = None
+    if refine_band > 0 and refine_noise > 0:
+        sigma = noise if noise > 0 else noise_sigma(grays, max_pixels=NOISE_PIXELS)
     decision = verify_decision(initial, grays, min_area=min_area, confidence=decision_confidence(scores),
                                keep_above=keep_confident, keep_min_area=floor, refine_band=refine_band,
                                refine_window=refine_window, refine_min_area=min_area // 10,
-                               refine_noise=refine_noise)
+                               refine_noise=refine_noise, refine_sigma=sigma)
     weights_maps = decision_weights(decision, grays, radius=gf_radius, eps=gf_eps)
     timings["consistency"] = time.perf_counter() - t0
     t0 = time.perf_counter()
