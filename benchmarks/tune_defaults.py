@@ -17,6 +17,8 @@ Usage::
 ``--sets paper-val`` adds the first ``--paper-val`` cases (default 60) of the paper-shaped gray
 *validation* split (``make synth-paper``; its photos are training photos, so the test split stays
 unseen): noise-free pairs like the test split, with mean PSNR / SSIM / band PSNR.
+``--all-metrics`` scores the 8-bit result of sets with ground truth with the no-reference
+metrics as well, so that both kinds of score can be compared on the same images.
 """
 from __future__ import annotations
 
@@ -101,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--paper-val", type=int, default=60, help="cases of the paper-val set (default 60)")
     ap.add_argument("--sets", default="val,classic,mffw2,mffw3",
                     help="val, classic, mffw2, mffw3, paper-val (the paper-shaped gray validation split)")
+    ap.add_argument("--all-metrics", action="store_true",
+                    help="on sets with ground truth, also the no-reference metrics (all on the 8-bit result)")
     ap.add_argument("--csv", default="")
     args = ap.parse_args(argv)
     sets = {}
@@ -121,9 +125,11 @@ def main(argv=None) -> int:
                 r = fuse(sources, method=method, **params)
                 dt = time.perf_counter() - t0
                 # real pairs are 8-bit files: score the 8-bit result a user gets, as `mfif eval` would
-                fused = r.fused if gt is not None else from_float(r.fused, np.uint8)
+                eight = gt is None or args.all_metrics
+                fused = from_float(r.fused, np.uint8) if eight else r.fused
                 m = evaluate(fused, sources, reference=gt, mask=mask)
-                for k in (WITH_REF if gt is not None else NO_REF):
+                keys = NO_REF if gt is None else (WITH_REF + NO_REF if args.all_metrics else WITH_REF)
+                for k in keys:
                     if k in m and np.isfinite(m[k]):
                         acc.setdefault(k, []).append(m[k])
                 acc.setdefault("seconds", []).append(dt)
