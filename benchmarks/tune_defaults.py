@@ -70,29 +70,30 @@ def validation_cases(card: Path, n: int, seed: int = 2026):
     return cases
 
 
+def folder_cases(folder: Path, name: str, limit: int | None = None):
+    """The (first ``limit``) cases of a folder of cases (``mfif.bench.cases.scan_folder``), with their
+    ground truth and label mask where the folder has them (None otherwise)."""
+    out = []
+    for spec in scan_folder(folder, name=name).cases[:limit]:
+        data = load_case(spec)
+        gt = None if data.gt is None else to_float(data.gt)
+        mask = None if data.mask is None else data.mask.astype(np.int16)
+        out.append((spec.name, [to_float(s) for s in data.sources], gt, mask))
+    return out
+
+
 def real_cases(name: str):
     folder = {"classic": "real_pairs/classic", "mffw2": "real_pairs/mffw2", "mffw3": "real_pairs/mffw3_multi"}[name]
-    ds = scan_folder(DATA / folder, name=name)
-    out = []
-    for spec in ds.cases:
-        data = load_case(spec)
-        out.append((spec.name, [to_float(s) for s in data.sources], None, None))
-    return out
+    return folder_cases(DATA / folder, name)
 
 
 def paper_val_cases(n: int):
     """The first ``n`` cases of the paper-shaped gray *validation* split (``make synth-paper``: from
     training photos, never the test split), without degradations, as the paper's data."""
-    folder = REPO / "data-synth" / "paper-gray"
-    if not (folder / "val").is_dir():
-        raise SystemExit(f"tune_defaults: {folder}/val is not built (make synth-paper)")
-    ds = scan_folder(folder / "val", name="paper-val")
-    out = []
-    for spec in ds.cases[:n]:
-        data = load_case(spec)
-        mask = None if data.mask is None else data.mask.astype(np.int16)
-        out.append((spec.name, [to_float(s) for s in data.sources], to_float(data.gt), mask))
-    return out
+    folder = REPO / "data-synth" / "paper-gray" / "val"
+    if not folder.is_dir():
+        raise SystemExit(f"tune_defaults: {folder} is not built (make synth-paper)")
+    return folder_cases(folder, "paper-val", n)
 
 
 def main(argv=None) -> int:
