@@ -392,8 +392,18 @@ def _stack(tmp_path, rng, n=6, shape=(700, 900)):
     folder = tmp_path / "stack"
     folder.mkdir()
     for i in range(n):
-        write_image(folder / f"f{i}.png", (rng.random(shape) * 255).astype(np.uint8))
+        write_image(folder / f"f{i}.tif", (rng.random(shape) * 255).astype(np.uint8))  # fast to write
     return folder
+
+
+def _open_files(pid: int) -> list[str]:
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            out.append(os.readlink(fd))
+        except OSError:  # closed meanwhile
+            pass
+    return out
 
 
 def _temp_files(tmpdir: Path) -> set:
@@ -403,14 +413,18 @@ def _temp_files(tmpdir: Path) -> set:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
 def test_killed_run_leaves_no_cache(tmp_path, rng, sig):
-    folder = _stack(tmp_path, rng)
+    # 8 frames of 1 MP with a small budget: the frames go to the disk cache, and sff takes well
+    # over 10 s (6 frames of 0.63 MP in memory sometimes finished before the signal came)
+    folder = _stack(tmp_path, rng, n=8, shape=(900, 1100))
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     proc = subprocess.Popen([sys.executable, "-m", "mfif", "fuse", str(folder), "-o", str(tmp_path / "o.png"),
-                             "-m", "sff"], env=env, stderr=subprocess.PIPE, text=True)
+                             "-m", "sff", "--max-memory", "60"], env=env, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)  # well into reading or fusing
     assert proc.poll() is None, proc.stderr.read()
+    if Path(f"/proc/{proc.pid}/fd").is_dir():  # Linux: the cache is an unnamed file in TMPDIR
+        assert any(str(tmpdir) in target for target in _open_files(proc.pid)), "no disk cache in TMPDIR"
     t0 = time.monotonic()
     proc.send_signal(sig)
     err = proc.communicate(timeout=60)[1]
