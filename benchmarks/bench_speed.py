@@ -15,6 +15,9 @@ machine hits every tool alike.
 * ``inproc``: ``mfif.fuse`` in one process on a 1-MP pair (after one warm-up call), with the
   per-stage times of ``info["timings"]``: a crop of two neighbouring pcb frames as shot (not
   registered: boundaries everywhere) and a synthetic case from a BSDS500 test photo.
+* ``zstack``: a multi-page TIFF z-stack given alone (the pcb frames as pages, whole and as a
+  640 x 512 crop) on the local engine, the same file on the Dask engine (``--scheduler
+  threads``) and the same planes as TIFF files, with ``--depth-map``.
 * ``runtime``: the sff-fast network on one 2048 x 1536 frame with each runtime (ONNX Runtime,
   OpenCV's DNN module, PyTorch), and each runtime's import time in a fresh process.
 * ``cold``: the first passes of that frame in fresh processes, ONNX Runtime's session built as
@@ -26,6 +29,7 @@ Usage::
     .venv/bin/python benchmarks/bench_speed.py pcb [--methods sff-fast,focus-map] [--repeat 3]
     .venv/bin/python benchmarks/bench_speed.py cli [--methods sff-fast] [--repeat 5]
     .venv/bin/python benchmarks/bench_speed.py inproc [--methods sff-fast,focus-map] [--repeat 5]
+    .venv/bin/python benchmarks/bench_speed.py zstack [--methods sff-fast] [--repeat 5]
     .venv/bin/python benchmarks/bench_speed.py runtime [--repeat 5]
     .venv/bin/python benchmarks/bench_speed.py cold [--repeat 5]
 """
@@ -185,6 +189,46 @@ def bench_cli(args) -> None:
           f"process is spawned (median; min {min(starts):.3f}, max {max(starts):.3f})")
 
 
+def bench_zstack(args) -> None:
+    import cv2
+    import tifffile
+
+    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(PCB.glob("pcb_*.jpg"))]
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for name, crop in (("7 x 3.1 MP", None), ("7 x 0.33 MP", (640, 512))):
+            planes = []
+            for img in frames:
+                if crop:
+                    w, h = crop
+                    y, x = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
+                    img = img[y:y + h, x:x + w]
+                planes.append(img)
+            tag = name.split()[-2]
+            z, folder = f"{tmp}/z{tag}.tif", Path(f"{tmp}/planes{tag}")
+            folder.mkdir()
+            with tifffile.TiffWriter(z) as tw:
+                for k, img in enumerate(planes):
+                    tw.write(img, photometric="rgb")
+                    tifffile.imwrite(folder / f"p{k}.tif", img, photometric="rgb")
+            for m in args.methods.split(","):
+                out = ["-m", m, "-q", "-o", f"{tmp}/out.tif", "--depth-map", f"{tmp}/depth.png"]
+                runs[f"{name}, -m {m}: multi-page TIFF (local engine)"] = [*mfif_cmd(), "fuse", z, *out]
+                runs[f"{name}, -m {m}: multi-page TIFF on Dask (--scheduler threads)"] = [
+                    *mfif_cmd(), "fuse", z, *out, "--scheduler", "threads"]
+                runs[f"{name}, -m {m}: the planes as TIFF files"] = [*mfif_cmd(), "fuse", str(folder), *out]
+        res = {k: ([], []) for k in runs}
+        for _ in range(args.repeat):
+            for name, cmd in runs.items():
+                for f in ("out.tif", "depth.png", "depth-preview.png"):
+                    Path(f"{tmp}/{f}").unlink(missing_ok=True)
+                t, mb = timed(cmd)
+                res[name][0].append(t)
+                res[name][1].append(mb)
+    print(f"\nz-stacks through whole `mfif fuse` calls, with --depth-map; {args.repeat} alternating runs")
+    table([(k, *v) for k, v in res.items()], None)
+
+
 def bench_inproc(args) -> None:
     import cv2
     import numpy as np
@@ -322,13 +366,13 @@ def bench_cold(args) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("pcb", "cli", "inproc", "runtime", "cold"))
+    ap.add_argument("what", choices=("pcb", "cli", "inproc", "zstack", "runtime", "cold"))
     ap.add_argument("--methods", default="sff-fast,focus-map")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-peer", action="store_true", help="pcb: skip focus-stack")
     args = ap.parse_args()
     compile_tree()
-    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc, "runtime": bench_runtime,
+    {"pcb": bench_pcb, "cli": bench_cli, "inproc": bench_inproc, "zstack": bench_zstack, "runtime": bench_runtime,
      "cold": bench_cold}[args.what](args)
     return 0
 

@@ -329,3 +329,96 @@ def test_frames_decoded_ahead_are_the_frames_and_keep_their_errors(tmp_path):
     frames.prefetch(Path("f2"))
     with pytest.raises(UsageError, match="f2: not an image"):
         frames.read(Path("f2"))
+
+
+# ---------------------------------------------------------------------------------------------
+# a multi-page TIFF z-stack on the local engine: its pages are the frames
+# ---------------------------------------------------------------------------------------------
+def _pages(path, planes, **kw):
+    import tifffile
+
+    with tifffile.TiffWriter(path) as tw:
+        for p in planes:
+            tw.write(p, photometric="rgb" if p.ndim == 3 else "minisblack", **kw)
+    return path
+
+
+def _zcase(photo, n=3, size=200):
+    case = make_case(photo, n_sources=n, rng=np.random.default_rng(11), size=size, radius=(2.0, 4.0))
+    return case, np.stack([from_float(s) for s in case.sources])
+
+
+@pytest.mark.parametrize("kind", ["rgb", "gray16", "int16"])
+def test_multipage_tiff_fuses_as_its_pages_given_as_files(tmp_path, photo, kind):
+    """The pages of one multi-page TIFF fuse exactly as the same planes written as files, for
+    the API and the CLI; signed planes read as float32 in their own range, as files are."""
+    import tifffile
+
+    from mfif.io import tiff_stack_planes
+
+    case, z = _zcase(photo)
+    if kind == "gray16":
+        z = from_float(np.mean(case.sources, axis=-1), np.uint16)
+    elif kind == "int16":
+        z = (from_float(np.mean(case.sources, axis=-1), np.uint16) // 2).astype(np.int16) - 8000
+    src = _pages(tmp_path / "z.tif", z, tile=(64, 64) if kind == "rgb" else None)
+    files = []
+    for k, p in enumerate(z):  # plain TIFF files (write_image writes no signed pixels)
+        tifffile.imwrite(tmp_path / f"f{k}.tif", p, photometric="rgb" if p.ndim == 3 else "minisblack")
+        files.append(tmp_path / f"f{k}.tif")
+    planes = tiff_stack_planes(src)
+    assert [p.name for p in planes] == ["z.tif plane 1", "z.tif plane 2", "z.tif plane 3"]
+    for p, want in zip(planes, z):
+        got = read_image(p)
+        assert got.dtype == (np.float32 if kind == "int16" else z.dtype) and np.array_equal(got, want)
+    a, b = fuse_stack([src], method="focus-map"), fuse_stack(files, method="focus-map")
+    assert np.array_equal(a.fused, b.fused) and np.array_equal(a.decision, b.decision)
+    assert main(["fuse", str(src), "-o", str(tmp_path / "o.tif"), "-m", "focus-map", "-q",
+                 "--depth-map", str(tmp_path / "d.png")]) == 0
+    assert np.array_equal(read_image(tmp_path / "o.tif"), b.fused)
+    assert np.array_equal(read_image(tmp_path / "d.png"), b.decision)
+
+
+def test_multipage_tiff_on_the_local_engine_needs_no_dask(tmp_path, photo):
+    """A small z-stack starts without importing Dask or zarr, keeps the stage maps and the depth
+    map, and fuses its planes in page order (reversing the pages reverses the depth map)."""
+    import subprocess
+    import sys
+
+    case, z = _zcase(photo)
+    src, rev = _pages(tmp_path / "z.tif", z), _pages(tmp_path / "r.tif", z[::-1])
+    code = ("import sys; from mfif.cli import main; rc = main(['fuse', sys.argv[1], '-o', sys.argv[2], "
+            "'--depth-map', sys.argv[3], '--save-maps', sys.argv[4], '-q']); "
+            "print(rc, 'dask' in sys.modules, 'zarr' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, src, tmp_path / "o.png", tmp_path / "d.png", tmp_path / "m"],
+                         capture_output=True, text=True)
+    assert out.stdout.split() == ["0", "False", "False"], out.stderr
+    assert (tmp_path / "m" / "decision.png").is_file() and (tmp_path / "d-preview.png").is_file()
+    d = read_image(tmp_path / "d.png")
+    assert decision_accuracy(d, case.mask) > 0.75
+    assert main(["fuse", str(rev), "-o", str(tmp_path / "r.png"), "--depth-map", str(tmp_path / "rd.png"), "-q"]) == 0
+    assert np.mean(read_image(tmp_path / "rd.png") == 2 - d) > 0.99
+
+
+def test_multipage_tiff_bad_planes_are_one_line_before_any_output(tmp_path, photo, capsys):
+    import tifffile
+
+    _, z = _zcase(photo, size=96)
+    bad = z[..., 0].astype(np.float32) / 255
+    bad[1, 3, 4] = np.inf
+    cases = [(_pages(tmp_path / "inf.tif", bad), ["inf.tif plane 2", "NaN or infinite"]),
+             (_pages(tmp_path / "one.tif", z[:1]), ["one.tif", "need at least 2 sources"])]
+    with tifffile.TiffWriter(tmp_path / "mixed.tif") as tw:
+        tw.write(z[0], photometric="rgb")
+        tw.write(z[1, :50], photometric="rgb")
+    cases.append((tmp_path / "mixed.tif", ["mixed.tif", "pages must share a size", "96x50"]))
+    for src, fragments in cases:
+        before = sorted(p.name for p in tmp_path.iterdir())
+        code = main(["fuse", str(src), "-o", str(tmp_path / "o.tif")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and err.startswith("mfif: error: "), err
+        assert all(f in err for f in fragments), (fragments, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    good = _pages(tmp_path / "good.tif", z)
+    assert main(["fuse", str(good), "-o", str(good)]) == 2
+    assert "refusing to overwrite an input" in capsys.readouterr().err

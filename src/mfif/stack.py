@@ -222,7 +222,8 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     Parameters
     ----------
     paths : sequence of path-like
-        The frames (two or more), in focus order.
+        The frames (two or more), in focus order; or one multi-page TIFF, whose
+        full-resolution pages are the frames (:func:`frame_paths`).
     method : str, keyword-only
         Fusion method (see ``mfif methods``).
     params : dict, keyword-only
@@ -277,7 +278,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     opts = parse_params(m, params)
     log = log or (lambda s: None)
     prog = progress or (lambda *a: None)
-    paths = [Path(p) for p in paths]
+    paths = frame_paths(paths)
     if len(paths) < 2:
         raise UsageError(f"need at least 2 sources, got {len(paths)}")
     t_start = time.perf_counter()
@@ -323,6 +324,17 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
     return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=n_tiles,
                        tile_size=plan.tile, info=info)
+
+
+def frame_paths(paths: Sequence[str | os.PathLike]) -> list:
+    """The frames of a stack given as files: one :class:`~pathlib.Path` per file, or the planes
+    of one multi-page TIFF given alone (:class:`mfif.io.TiffPlane`, its pages in file order)."""
+    from .io import TiffPlane, is_multipage_tiff, tiff_stack_planes
+
+    paths = [p if isinstance(p, TiffPlane) else Path(p) for p in paths]
+    if len(paths) == 1 and isinstance(paths[0], Path) and is_multipage_tiff(paths[0]):
+        return tiff_stack_planes(paths[0])
+    return paths
 
 
 class _Frames:

@@ -42,12 +42,9 @@ import tifffile
 
 from .errors import UsageError
 from .io import check_sources, display_path, expand_sources, image_info, is_multipage_tiff, read_image, tiff_planes
+from .io.planes import AS_FLOAT, KEEP, tiff_stack_layout
 
 __all__ = ["ZStack", "is_zarr", "is_zstack", "open_zstack", "TiffPlanes", "FilePlanes", "read_planes", "ngff_attrs"]
-
-#: Pixel types of TIFF planes: kept (uint8, uint16, float32) or read as float32 in their own range.
-_KEEP = (np.uint8, np.uint16, np.float32)
-_AS_FLOAT = (np.int8, np.int16, np.float16, np.float64)
 
 
 @dataclass
@@ -124,43 +121,12 @@ class TiffPlanes:
 def _tiff_zstack(path: Path, chunk: int) -> ZStack:
     import dask.array as da
 
-    try:
-        tf = tifffile.TiffFile(str(path))
-    except Exception as exc:
-        raise UsageError(f"{display_path(path)}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
-    with tf:
-        pages = tiff_planes(tf)
-        if len(pages) < 2:
-            raise UsageError(f"{display_path(path)}: one plane only; a z-stack needs at least 2 focal planes "
-                             "(pages of a TIFF)")
-        first = tf.pages[pages[0]]
-        shape, native = tuple(first.shape), np.dtype(first.dtype)
-        for k, i in enumerate(pages):
-            pg = tf.pages[i]
-            if tuple(pg.shape) != shape or np.dtype(pg.dtype) != native:
-                raise UsageError(f"{display_path(path)}: pages must share a size and pixel type: plane 1 is "
-                                 f"{_desc(shape, native)}, plane {k + 1} is {_desc(pg.shape, pg.dtype)}")
-            if int(pg.photometric) not in (1, 2) or int(getattr(pg, "planarconfig", 1) or 1) != 1:
-                raise UsageError(f"{display_path(path)}: plane {k + 1} is not gray or interleaved RGB "
-                                 "(photometric min-is-black or RGB); convert the stack first")
-    if len(shape) == 3 and shape[2] not in (1, 3):
-        raise UsageError(f"{display_path(path)}: planes of {shape[2]} samples; mfif fuses gray and RGB")
-    if native.type in _KEEP:
-        dtype = native
-    elif native.type in _AS_FLOAT:
-        dtype = np.dtype(np.float32)  # signed or float data: kept in its own range, never clipped
-    else:
-        raise UsageError(f"{display_path(path)}: {native} planes are not supported; mfif reads 8/16-bit "
-                         "unsigned, 8/16-bit signed and float TIFF")
-    planes = TiffPlanes(str(path), pages, shape, dtype, native)
+    lay = tiff_stack_layout(path)  # the header checks, shared with the local engine's planes
+    planes = TiffPlanes(lay.path, lay.pages, lay.shape, lay.dtype, lay.native)
     arr = da.from_array(planes, chunks=_chunks(planes.shape, chunk), lock=False, asarray=False, name=False)
     if arr.ndim == 4 and arr.shape[3] == 1:
         arr = arr[..., 0]
-    return ZStack(arr, str(path), [f"{path.name} plane {k + 1}" for k in range(len(pages))])
-
-
-def _desc(shape, dtype) -> str:
-    return f"{shape[1]}x{shape[0]}" + (f"x{shape[2]}" if len(shape) > 2 else "") + f" {np.dtype(dtype)}"
+    return ZStack(arr, str(path), [f"{path.name} plane {k + 1}" for k in range(len(lay.pages))])
 
 
 def _chunks(shape: tuple, chunk: int) -> tuple:
@@ -221,8 +187,8 @@ def _zarr_zstack(path: Path, chunk: int) -> ZStack:
     if arr.shape[0] < 2:
         raise UsageError(f"{display_path(path)}: one plane only; a z-stack needs at least 2 focal planes (z)")
     dtype = np.dtype(arr.dtype)
-    if dtype.type not in _KEEP:
-        if dtype.type not in _AS_FLOAT:
+    if dtype.type not in KEEP:
+        if dtype.type not in AS_FLOAT:
             raise UsageError(f"{display_path(path)}: {dtype} pixels are not supported; use 8/16-bit unsigned or float")
         arr = arr.astype(np.float32)
     arr = arr.rechunk(_chunks(arr.shape, chunk))

@@ -250,7 +250,7 @@ def estimate_transforms(frames: Sequence[np.ndarray | str | os.PathLike], *, ref
     if n == 0:
         raise UsageError("no frames given")
     if names is None and all(isinstance(f, (str, os.PathLike)) for f in items):
-        names = [Path(f).name for f in items]
+        names = [Path(f).name if isinstance(f, str) else getattr(f, "name", None) or Path(f).name for f in items]
     if names is not None:
         names = [None if s is None else str(s) for s in names]
         if len(names) != n:
@@ -267,7 +267,8 @@ def estimate_transforms(frames: Sequence[np.ndarray | str | os.PathLike], *, ref
 
     def load(i: int) -> np.ndarray:
         f = items[i]
-        return read(Path(f)) if isinstance(f, (str, os.PathLike)) else f
+        # a str becomes a Path; other path-likes (a Path, a TIFF's plane) go to ``read`` as given
+        return read(Path(f) if isinstance(f, str) else f) if isinstance(f, (str, os.PathLike)) else f
 
     first = load(0)
     _check_frames(first, first, 0, names)

@@ -315,18 +315,20 @@ def quiet_log(args):
 
 
 def uses_dask(args) -> bool:
-    """Whether ``mfif fuse`` runs on the Dask engine: a z-stack file (multi-page TIFF, Zarr), a
-    pyramidal output (.ome.zarr, .ome.tif), a --scheduler, or TIFF planes too large to decode
-    (:func:`planes_too_large`); decided without importing Dask."""
+    """Whether ``mfif fuse`` runs on the Dask engine: an OME-Zarr z-stack, a pyramidal output
+    (.ome.zarr, .ome.tif), a --scheduler, or TIFF planes too large to decode whole
+    (:func:`planes_too_large`, for the pages of a multi-page TIFF as for files); decided without
+    importing Dask. A multi-page TIFF whose planes fit the budget stays on the local engine,
+    which starts without Dask and fuses it as it fuses the same planes as files."""
     from ..ome import pyramid_kind
 
     if args.scheduler is not None or pyramid_kind(args.output) is not None or (
             args.depth_map is not None and pyramid_kind(args.depth_map) is not None):
         return True
     if len(args.sources) == 1:
-        from ..zstack import is_zstack
+        from ..zstack import is_zarr
 
-        if is_zstack(args.sources):
+        if is_zarr(args.sources[0]):
             return True
     # stage maps are whole-image PNGs, which only the local engine writes: asked for, it keeps the stack
     return not args.save_maps and planes_too_large(args.sources, args.max_memory)
@@ -347,12 +349,20 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
     instead. Only TIFF names are looked at (headers only), so other stacks cost nothing here.
     Without the dask extra installed, the local engine keeps them.
     """
-    from ..io import expand_sources
+    from ..io import expand_sources, is_multipage_tiff
 
     if not all(str(s).lower().endswith((".tif", ".tiff")) or os.path.isdir(s) for s in sources):
         return False
     if missing_dask_extra():
         return False
+    if len(sources) == 1 and is_multipage_tiff(sources[0]):
+        from ..io import tiff_stack_layout
+
+        try:
+            lay = tiff_stack_layout(sources[0])
+        except UsageError:
+            return False  # the local engine's reader reports it
+        return int(np.prod(lay.shape)) * lay.dtype.itemsize / 1e6 > max_memory_mb
     try:
         paths = expand_sources(sources)
     except UsageError:
@@ -373,7 +383,7 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
 
 
 def run(args) -> int:
-    from ..io import expand_sources
+    from ..io import expand_sources, is_multipage_tiff
 
     # Everything is checked before the first pixel is decoded: options, every source's header,
     # and every output against the inputs and against each other.
@@ -387,6 +397,10 @@ def run(args) -> int:
 
         return run_zstack(args, params)
     paths = expand_sources(args.sources)
+    if len(args.sources) == 1 and is_multipage_tiff(args.sources[0]):
+        from ..io import tiff_stack_planes
+
+        paths = tiff_stack_planes(args.sources[0])  # one multi-page TIFF given alone: its planes are the frames
     output = resolve_output(args.output, args.sources, paths, args.format) if paths else Path(args.output)
     job = plan_stack(paths, output, args, depth_map=args.depth_map, maps_dir=args.save_maps)
     fuse_job(job, args, params, log=quiet_log(args), progress=_Progress(not args.quiet and sys.stderr.isatty()))

@@ -21,6 +21,7 @@ from .paths import (
     image_files,
     natural_key,
 )
+from .planes import TiffPlane, tiff_stack_layout, tiff_stack_planes
 from .read import (
     ImageInfo,
     check_finite,
@@ -68,4 +69,7 @@ __all__ = [
     "natural_key",
     "tiff_planes",
     "is_multipage_tiff",
+    "TiffPlane",
+    "tiff_stack_layout",
+    "tiff_stack_planes",
 ]

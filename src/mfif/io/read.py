@@ -310,6 +310,10 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     UsageError
         The file is missing, unreadable, not an image, or of a layout mfif does not read.
     """
+    from .planes import TiffPlane
+
+    if isinstance(path, TiffPlane):  # a plane of a multi-page TIFF: its stack's headers were read
+        return path.info()
     p = Path(path)
     _check_readable(p)
     try:
@@ -336,7 +340,8 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False, raw: RawSet
     Parameters
     ----------
     path : str or path-like
-        PNG, JPEG, BMP or TIFF file. 8- and 16-bit, gray, RGB and RGBA are supported; the
+        PNG, JPEG, BMP or TIFF file, or a :class:`mfif.io.TiffPlane` (one focal plane of a
+        multi-page TIFF, read as stored). 8- and 16-bit, gray, RGB and RGBA are supported; the
         EXIF / TIFF orientation (tag 274) is applied for every format. Signed-integer and
         float TIFFs are read as float32 in their own range (never clipped). Camera RAW files
         (:data:`mfif.raw.RAW_EXTENSIONS`) are demosaicked by rawpy to 16-bit RGB.
@@ -360,6 +365,10 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False, raw: RawSet
         multi-page TIFF), uses a colour model mfif cannot convert faithfully (CMYK or Lab TIFF),
         or has NaN or infinite pixels.
     """
+    from .planes import TiffPlane
+
+    if isinstance(path, TiffPlane):  # one page of a multi-page TIFF (mfif.io.tiff_stack_planes)
+        return path.read()
     p = Path(path)
     _check_readable(p)
     try:

@@ -1,0 +1,171 @@
+"""The focal planes of a multi-page TIFF (a z-stack in one file): header checks and plane reads.
+
+A microscope or a stacking camera often writes its focal series as one multi-page TIFF or
+OME-TIFF. Its full-resolution top-level pages (:func:`mfif.io.tiff_planes`) are the planes.
+Two engines read them:
+
+* the Dask engine (:mod:`mfif.zstack`) reads each chunk's window of every page;
+* the local engine (:func:`mfif.stack.fuse_stack`) takes :class:`TiffPlane` references in place
+  of file paths and decodes one whole page at a time. This suits a stack whose planes fit in
+  memory, and it starts without importing Dask.
+
+Both engines get the layout from :func:`tiff_stack_layout`. So both see the same checks and the
+same pixel types, and a stack fuses alike on either engine.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from .paths import _check_readable, display_path
+from .read import ImageInfo, check_finite, tiff_planes
+
+__all__ = ["TiffStackLayout", "TiffPlane", "tiff_stack_layout", "tiff_stack_planes"]
+
+#: Pixel types of TIFF planes: kept (uint8, uint16, float32) or read as float32 in their own range.
+KEEP = (np.uint8, np.uint16, np.float32)
+AS_FLOAT = (np.int8, np.int16, np.float16, np.float64)
+
+
+@dataclass(frozen=True)
+class TiffStackLayout:
+    """What the pages of a multi-page TIFF hold, from its headers.
+
+    ``pages`` are the planes' page indices. ``shape`` is a page's stored shape: ``(Y, X)`` or
+    ``(Y, X, S)`` with S = 1 or 3. ``dtype`` is the type planes are read as. ``native`` is the
+    type they are stored as.
+    """
+
+    path: str
+    pages: tuple
+    shape: tuple
+    dtype: np.dtype
+    native: np.dtype
+
+    @property
+    def frame_shape(self) -> tuple:
+        """A plane's shape as the fusion sees it: ``(H, W)`` or ``(H, W, 3)``."""
+        return self.shape[:2] if len(self.shape) == 3 and self.shape[2] == 1 else self.shape
+
+
+def _desc(shape, dtype) -> str:
+    return f"{shape[1]}x{shape[0]}" + (f"x{shape[2]}" if len(shape) > 2 else "") + f" {np.dtype(dtype)}"
+
+
+def tiff_stack_layout(path: str | os.PathLike) -> TiffStackLayout:
+    """Check a multi-page TIFF as a z-stack from its headers alone and return its layout.
+
+    Raises
+    ------
+    UsageError
+        One line naming the file: unreadable, fewer than 2 planes, pages of different sizes or
+        pixel types, planes that are not gray or interleaved RGB, or a pixel type mfif does not
+        fuse.
+    """
+    import tifffile  # imported where used: most runs read no TIFF
+
+    p = Path(path)
+    _check_readable(p)
+    try:
+        tf = tifffile.TiffFile(str(p))
+    except Exception as exc:  # tifffile raises many types for files that are not TIFF
+        raise UsageError(f"{display_path(p)}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+    with tf:
+        pages = tiff_planes(tf)
+        if len(pages) < 2:
+            raise UsageError(f"{display_path(p)}: one plane only; a z-stack needs at least 2 focal planes "
+                             "(pages of a TIFF)")
+        first = tf.pages[pages[0]]
+        shape, native = tuple(first.shape), np.dtype(first.dtype)
+        for k, i in enumerate(pages):
+            pg = tf.pages[i]
+            if tuple(pg.shape) != shape or np.dtype(pg.dtype) != native:
+                raise UsageError(f"{display_path(p)}: pages must share a size and pixel type: plane 1 is "
+                                 f"{_desc(shape, native)}, plane {k + 1} is {_desc(pg.shape, pg.dtype)}")
+            if int(pg.photometric) not in (1, 2) or int(getattr(pg, "planarconfig", 1) or 1) != 1:
+                raise UsageError(f"{display_path(p)}: plane {k + 1} is not gray or interleaved RGB "
+                                 "(photometric min-is-black or RGB); convert the stack first")
+    if len(shape) == 3 and shape[2] not in (1, 3):
+        raise UsageError(f"{display_path(p)}: planes of {shape[2]} samples; mfif fuses gray and RGB")
+    if len(shape) not in (2, 3) or min(shape[:2]) < 1:
+        raise UsageError(f"{display_path(p)}: planes of shape {shape}; mfif fuses 2-D gray and RGB planes")
+    if native.type in KEEP:
+        dtype = native
+    elif native.type in AS_FLOAT:
+        dtype = np.dtype(np.float32)  # signed or float data: kept in its own range, never clipped
+    else:
+        raise UsageError(f"{display_path(p)}: {native} planes are not supported; mfif reads 8/16-bit "
+                         "unsigned, 8/16-bit signed and float TIFF")
+    return TiffStackLayout(str(p), tuple(pages), shape, dtype, native)
+
+
+@dataclass(frozen=True)
+class TiffPlane:
+    """One focal plane of a multi-page TIFF, in place of a frame's file path.
+
+    It is path-like (``os.fspath`` gives the TIFF's path). So the checks that keep outputs off
+    the inputs protect the stack's file. :func:`mfif.io.image_info` and
+    :func:`mfif.io.read_image` read the plane, not the file.
+    """
+
+    layout: TiffStackLayout
+    index: int  # 0-based plane number
+
+    def __fspath__(self) -> str:
+        return self.layout.path
+
+    @property
+    def name(self) -> str:
+        """``z.tif plane 3`` (1-based, as messages and the Dask engine name planes)."""
+        return f"{Path(self.layout.path).name} plane {self.index + 1}"
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.layout.path).suffix
+
+    @property
+    def stem(self) -> str:
+        return Path(self.layout.path).stem
+
+    def __str__(self) -> str:
+        return f"{display_path(self.layout.path)} plane {self.index + 1}"
+
+    def info(self) -> ImageInfo:
+        """Shape and dtype :meth:`read` returns (from the headers read once for the stack)."""
+        return ImageInfo(tuple(self.layout.frame_shape), np.dtype(self.layout.dtype))
+
+    def read(self) -> np.ndarray:
+        """The whole plane: ``(H, W)`` or ``(H, W, 3)`` in ``uint8``, ``uint16`` or ``float32``.
+
+        Raises
+        ------
+        UsageError
+            The page cannot be decoded, or a float plane holds NaN or infinite values.
+        """
+        import tifffile
+
+        lay = self.layout
+        try:
+            with tifffile.TiffFile(lay.path) as tf:
+                img = tf.pages[lay.pages[self.index]].asarray()
+        except MemoryError:
+            raise UsageError(f"{self}: not enough memory to decode this plane") from None
+        except Exception as exc:  # decoder errors come in many types
+            raise UsageError(f"{self}: cannot read plane ({type(exc).__name__}: {exc})") from None
+        if tuple(img.shape) != tuple(lay.shape):
+            raise UsageError(f"{self}: the page decodes to {img.shape}, its header says {lay.shape}")
+        img = img.astype(lay.dtype, copy=False).reshape(lay.frame_shape)
+        if img.dtype.kind == "f":
+            check_finite(img, str(self))
+        return np.ascontiguousarray(img)
+
+
+def tiff_stack_planes(path: str | os.PathLike) -> list[TiffPlane]:
+    """The planes of a multi-page TIFF as frames for :func:`mfif.stack.fuse_stack` (checked
+    from the headers by :func:`tiff_stack_layout`)."""
+    layout = tiff_stack_layout(path)
+    return [TiffPlane(layout, k) for k in range(len(layout.pages))]
