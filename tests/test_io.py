@@ -146,3 +146,51 @@ def test_from_float_clips_and_rounds_half_to_even():
     assert from_float(np.float32([0.5 / 65535, 2.5 / 65535, 1.5]), np.uint16).tolist() == [0, 2, 65535]
     out = np.full((2, 4), 7, np.uint8)
     assert from_float(x.reshape(2, 4), out=out) is out and out.ravel().tolist() == [0, 0, 0, 2, 100, 255, 255, 255]
+
+
+@pytest.mark.parametrize("compression", ["lzw", "deflate", "packbits", "zstd"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_compressed_tiff_reads_as_stored(tmp_path, rng, compression, dtype):
+    """LZW, Deflate, PackBits and Zstandard TIFFs (Photoshop, scanners, microscopes) decode to
+    the stored pixels, as single images and as the pages of a z-stack."""
+    import tifffile
+
+    from mfif.io import tiff_stack_planes
+
+    z = rng.integers(0, np.iinfo(dtype).max + 1, size=(3, 40, 56, 3), dtype=np.int64).astype(dtype)
+    tifffile.imwrite(tmp_path / "one.tif", z[0], photometric="rgb", compression=compression)
+    np.testing.assert_array_equal(read_image(tmp_path / "one.tif"), z[0])
+    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
+        for p in z:
+            tw.write(p, photometric="rgb", compression=compression, tile=(16, 16))
+    np.testing.assert_array_equal(np.stack([read_image(p) for p in tiff_stack_planes(tmp_path / "z.tif")]), z)
+
+
+def test_jpeg_and_lzw_tiff_from_pillow(tmp_path):
+    """TIFFs as Pillow (and the programs built on libtiff) write them: LZW exactly, JPEG closely."""
+    from skimage.data import astronaut
+
+    img = astronaut()[:128, :160]
+    Image.fromarray(img).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    Image.fromarray(img).save(tmp_path / "jpeg.tif", compression="jpeg", quality=95)
+    np.testing.assert_array_equal(read_image(tmp_path / "lzw.tif"), img)
+    back = read_image(tmp_path / "jpeg.tif").astype(np.float64)
+    assert back.shape == img.shape and np.sqrt(np.mean((back - img) ** 2)) < 6.0
+
+
+def test_tiff_without_images_is_one_line(tmp_path):
+    """A TIFF header with no image (a write cut short) is named in one line; tifffile's own
+    warnings about the file stay off stderr."""
+    import subprocess
+    import sys
+
+    with open(tmp_path / "cut.tif", "wb") as f:  # little-endian header, first IFD beyond the end
+        f.write(b"II*\x00" + (4096).to_bytes(4, "little") + bytes(64))
+    write_image(tmp_path / "b.png", np.zeros((8, 8), np.uint8))
+    # a process of its own: pytest's log capture would hide what a user's terminal shows
+    proc = subprocess.run([sys.executable, "-m", "mfif", "fuse", tmp_path / "cut.tif", tmp_path / "b.png", "-o",
+                           tmp_path / "o.png"], capture_output=True, text=True)
+    code, err = proc.returncode, proc.stderr.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("mfif: error: ") and "cut.tif" in err[0], err
+    assert not (tmp_path / "o.png").exists()

@@ -81,12 +81,22 @@ def _install_signal_handlers() -> dict:
     return old
 
 
+def _quiet_decoder_logs() -> None:
+    """Keep tifffile's warnings about a damaged file ("invalid page offset") off stderr: the one
+    error line that follows names the file and the decoder's reason, and a file that still
+    decodes needs no warning. Logging is only set up here, for the command, never on import."""
+    import logging
+
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit status (0 done, 1 internal error, 2 usage error)."""
 
     import signal
 
     previous = _install_signal_handlers()
+    _quiet_decoder_logs()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     try:

@@ -109,6 +109,8 @@ def is_multipage_tiff(path: str | os.PathLike) -> bool:
 def _tiff_plan(path: Path, tf) -> tuple:
     """Check a TIFF's layout; return (first page, native dtype, output dtype, photometric, orientation)."""
     pages = tf.pages
+    if len(pages) == 0:
+        raise UsageError(f"{display_path(path)}: a TIFF without images (damaged, or written incompletely)")
     first = pages.first if hasattr(pages, "first") else pages[0]
     planes = len(tiff_planes(tf))
     if planes > 1:
