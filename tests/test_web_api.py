@@ -187,6 +187,31 @@ def test_progress_spans():
     assert seq == sorted(seq) and seq[-1] == 1.0
 
 
+def _pages(planes) -> bytes:
+    import io
+
+    import tifffile
+
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf) as tw:
+        for p in planes:
+            tw.write(p, photometric="rgb" if p.ndim == 3 else "minisblack")
+    return buf.getvalue()
+
+
+def test_one_multipage_tiff_is_a_stack_of_its_pages(client, pair):
+    a, b = pair
+    s = fuse_ok(client, [_pages([a, b])], names=["z.tif"], method="focus-map", depth_map="true")
+    assert s["frames"] == 2 and s["names"] == ["z.tif plane 1", "z.tif plane 2"]
+    ref = fuse_ok(client, [a, b], method="focus-map", depth_map="true")
+    for what in ("fused", "depth"):
+        np.testing.assert_array_equal(decode(client.get(f"/api/jobs/{s['id']}/{what}").content),
+                                      decode(client.get(f"/api/jobs/{ref['id']}/{what}").content))
+    np.testing.assert_array_equal(decode(client.get(f"/api/jobs/{s['id']}/frames/1").content), b)
+    e = error_of(post(client, [_pages([a, b[:50]])], names=["odd.tif"]), 400)
+    assert e.startswith("odd.tif: pages must share a size") and "frame_" not in e, e
+
+
 # -- bad uploads -------------------------------------------------------------------------------
 def test_one_frame(client, pair):
     assert "at least 2 frames, got 1" in error_of(post(client, [pair[0]]), 400)

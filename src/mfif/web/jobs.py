@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..io import IMAGE_EXTENSIONS, check_sources, from_float, read_image, to_float, write_image
+from ..io import (IMAGE_EXTENSIONS, check_sources, from_float, is_multipage_tiff, read_image, tiff_stack_planes,
+                  to_float, write_image)
 from .retouch import Stroke, compose
 
 __all__ = ["JobError", "Job", "JobManager", "display_name", "upload_extension", "overall_progress"]
@@ -261,7 +262,8 @@ class JobManager:
         job_id, folder
             From :meth:`new_folder`.
         uploads : sequence of (display name, stored path)
-            The frames, in focus order, already written into ``folder``.
+            The frames, in focus order, already written into ``folder``; or one multi-page
+            TIFF, whose pages are the frames.
         method, align, depth_map
             Fusion method, whether to align first, whether a depth map is wanted.
 
@@ -275,6 +277,14 @@ class JobManager:
         from ..methods import get_method, parse_params
 
         try:
+            uploads = list(uploads)
+            if len(uploads) == 1 and is_multipage_tiff(uploads[0][1]):  # a z-stack in one file
+                name, path = uploads[0]
+                try:
+                    planes = tiff_stack_planes(path)
+                except UsageError as exc:
+                    raise UsageError(user_message(str(exc), [path], [name])) from None
+                uploads = [(f"{name} plane {k + 1}", plane) for k, plane in enumerate(planes)]
             if len(uploads) < 2:
                 raise UsageError(f"need at least 2 frames, got {len(uploads)}")
             if len(uploads) > self.max_frames:
