@@ -131,3 +131,34 @@ def test_batch_flat_split_by_time(tmp_path, capsys):
     # a flat folder without a split option is one stack, named after the folder
     assert main(["batch", str(root), "-o", str(tmp_path / "out3"), "-m", "average", "-q"]) == 0
     assert list(summary(tmp_path / "out3")) == ["flat"] and (tmp_path / "out3" / "flat.tif").is_file()
+
+
+def test_batch_multipage_tiffs_are_stacks_of_their_own(tmp_path, capsys):
+    """Each multi-page TIFF in ROOT is a stack named after the file, fused as the same planes in a
+    sub-folder would be; the other frames in ROOT stay one stack; a bad z-stack fails alone."""
+    import tifffile
+
+    from mfif.io import read_image
+
+    root, out = tmp_path / "shoot", tmp_path / "out"
+    planes = [np.asarray(Image.open(p)) for p in frames(tmp_path / "src", 3, seed=4)]
+    root.mkdir()
+    with tifffile.TiffWriter(root / "slide1.tif") as tw:
+        for p in planes:
+            tw.write(p, photometric="rgb")
+    with tifffile.TiffWriter(root / "odd.tif") as tw:  # pages of two sizes
+        tw.write(planes[0], photometric="rgb")
+        tw.write(planes[1][:20], photometric="rgb")
+    frames(root, 2, seed=5, prefix="g")  # two plain frames directly in ROOT: one stack
+    sub = root / "same"
+    sub.mkdir()
+    for k, p in enumerate(planes):
+        tifffile.imwrite(sub / f"p{k}.tif", p, photometric="rgb")
+    assert main(["batch", str(root), "-o", str(out), "-m", "focus-map", "--depth-maps", "-q"]) == 1
+    s = summary(out)
+    assert {k: v["status"] for k, v in s.items()} == {"slide1": "ok", "odd": "failed", "shoot": "ok", "same": "ok"}
+    assert len(s["slide1"]["frames"]) == 3 and s["slide1"]["frames"][2].endswith("slide1.tif plane 3")
+    assert "odd.tif" in s["odd"]["error"] and "pages must share a size" in s["odd"]["error"]
+    assert len(s["shoot"]["frames"]) == 2
+    assert np.array_equal(read_image(out / "slide1.tif"), read_image(out / "same.tif"))
+    assert np.array_equal(read_image(out / "slide1-depth.png"), read_image(out / "same-depth.png"))

@@ -1,7 +1,8 @@
 """``mfif batch``: fuse every stack of a shoot in one command, resumably.
 
 Stacks are found under ROOT: every sub-folder holding at least two frames is one stack, named
-after the folder; frames directly in ROOT are one stack named after ROOT, or, with
+after the folder; every multi-page TIFF directly in ROOT is one stack (its pages are the frames),
+named after the file; the other frames directly in ROOT are one stack named after ROOT, or, with
 ``--every N`` or ``--split-by-time SECONDS``, several (named after their first frame). Each
 becomes ``OUTDIR/NAME.EXT``. A finished output (outputs are written atomically, so one that
 exists is complete) is skipped unless ``--force``; a stack that fails is reported and the
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io import image_files, natural_key
+from ..io import image_files, is_multipage_tiff, natural_key
 from ..options import number_arg
 from .fuse import FORMATS, add_stack_options, fuse_job, method_options, plan_stack
 
@@ -27,8 +28,8 @@ def register(sub):
     p = sub.add_parser(
         "batch", help="fuse every stack under a folder (one per sub-folder, or split a flat folder)",
         description="Fuse every focus stack under ROOT into OUTDIR/NAME.EXT: each sub-folder with at least two "
-                    "frames is a stack; frames directly in ROOT form one stack, or several with --every or "
-                    "--split-by-time. Finished outputs are skipped (resumable) unless --force. Exit status 0 "
+                    "frames is a stack, and so is each multi-page TIFF in ROOT; the other frames directly in ROOT "
+                    "form one stack, or several with --every or --split-by-time. Finished outputs are skipped (resumable) unless --force. Exit status 0 "
                     "when every stack was fused or skipped, 1 when some failed, 2 for usage errors.")
     p.add_argument("root", metavar="ROOT", help="folder of stacks (sub-folders) or of frames")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the fused images")
@@ -115,6 +116,9 @@ def find_stacks(root: Path, out_dir: Path, *, every=None, gap=None, warn=lambda 
                          "choose another folder")
     stacks: list[Stack] = []
     flat = image_files(root)
+    zstacks = [f for f in flat if is_multipage_tiff(f)]  # a z-stack in one file: a stack of its own
+    flat = [f for f in flat if f not in zstacks]
+    stacks.extend(Stack(f.stem, [f]) for f in zstacks)
     if flat:
         times = capture_times(flat, warn) if gap is not None else None
         groups = split_flat(flat, every=every, gap=gap, times=times)
@@ -132,10 +136,11 @@ def find_stacks(root: Path, out_dir: Path, *, every=None, gap=None, warn=lambda 
             warn(f"warning: {sub} holds one frame; not a stack")
     seen = {}
     for s in stacks:
+        where = s.frames[0] if s.frames[0] in zstacks else s.frames[0].parent
         if s.name in seen:
-            raise UsageError(f"two stacks are named {s.name} ({seen[s.name]} and {s.frames[0].parent}); "
+            raise UsageError(f"two stacks are named {s.name} ({seen[s.name]} and {where}); "
                              "their outputs would overwrite each other")
-        seen[s.name] = s.frames[0].parent
+        seen[s.name] = where
     return stacks
 
 
@@ -151,6 +156,7 @@ def _table(stacks: list[Stack]) -> str:
 def run(args) -> int:
     from ..io import check_output_dir, write_text
     from ..outputs import depth_paths
+    from ..stack import frame_paths
 
     # usage errors first, before any stack is touched: options, ROOT, OUTDIR
     params = method_options(args, depth_maps=args.depth_maps)
@@ -177,6 +183,7 @@ def run(args) -> int:
             s.status = "skipped"
             continue
         try:
+            s.frames = frame_paths(s.frames)  # a multi-page TIFF's planes (its headers checked here)
             s.job = plan_stack(s.frames, s.output, args, depth_map=depth)
         except UsageError as exc:
             s.status, s.error = "failed", str(exc)
