@@ -21,7 +21,9 @@ def register(sub):
     p = sub.add_parser(
         "fuse", help="fuse two or more sources into one all-in-focus image",
         description="Fuse two or more multi-focus sources (files, globs or a directory) into one image.")
-    p.add_argument("sources", nargs="+", metavar="SRC", help="image or camera RAW files, glob patterns or directories")
+    p.add_argument("sources", nargs="+", metavar="SRC",
+                   help="image or camera RAW files, glob patterns or directories; or one z-stack file (a multi-page "
+                        "TIFF, whose pages are the frames, or an OME-Zarr)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="fused image (.png, .tif, .jpg; no extension: --format's) or a folder (an existing one, or "
                         "ending in /): the name comes from the stack; bit depth follows the sources unless --depth")
@@ -32,8 +34,8 @@ def register(sub):
                    help="write the per-pixel source index as a 16-bit .png or .tif (plus STEM-preview.png in colour)")
     add_stack_options(p)
     p.add_argument("--scheduler", default=None, metavar="threads|local:N|tcp://HOST:PORT",
-                   help="fuse on the Dask engine (chunk by chunk; the default for a multi-page TIFF, an OME-Zarr "
-                        "or a .ome.zarr / .ome.tif output): threads (default), a local cluster of N worker "
+                   help="fuse on the Dask engine (chunk by chunk; the default for an OME-Zarr, a .ome.zarr / .ome.tif "
+                        "output, or TIFF planes too large to decode within --max-memory): threads (default), a local cluster of N worker "
                         "processes, or a running Dask scheduler; --max-memory is then per worker and --tile the "
                         "chunk side (docs/scale.md)")
     p.add_argument("--connect-timeout", type=number_arg(lo=0, lo_open=True, hi=3600), default=10, metavar="S",
