@@ -4,6 +4,7 @@ Pillow's ImageCms, DNGs with tifffile; read back with Pillow and tifffile, not w
 from __future__ import annotations
 
 import functools
+import json
 
 from pathlib import Path
 
@@ -135,6 +136,37 @@ def test_metadata_from_and_none(tmp_path):
     tags = pil_tags(tmp_path / "n.jpg")
     assert tags["model"] is None and tags["software"] == SOFTWARE
     assert main(["fuse", str(a), str(b), "-o", str(tmp_path / "e.jpg"), "--metadata-from", "7"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["ome", "imagej", "shaped"])
+def test_layout_descriptions_stay_behind(tmp_path, kind):
+    """A z-stack's ImageDescription (OME-XML, an ImageJ header, tifffile's shape) describes its
+    planes; the fused single image must not claim them, so readers see one image. A plain
+    description is carried."""
+    x, y = focus_pair()
+    z = np.stack([x, y, x])
+    src = tmp_path / "z.tif"
+    kw = {"ome": {"ome": True, "metadata": {"axes": "ZYXS"}}, "imagej": {"imagej": True, "metadata": {"axes": "ZYXS"}},
+          "shaped": {}}[kind]
+    tifffile.imwrite(src, z, photometric="rgb", **kw)
+    with tifffile.TiffFile(src) as tf:  # the input really holds such a description
+        assert {"ome": tf.is_ome, "imagej": tf.is_imagej, "shaped": tf.is_shaped}[kind]
+    out = tmp_path / "f.tif"
+    assert main(["fuse", str(src), "-o", str(out), "-m", "average", "-q"]) == 0
+    with tifffile.TiffFile(out) as tf:
+        assert not tf.is_ome and not tf.is_imagej and len(tf.pages) == 1
+        desc = tf.pages[0].description or ""
+        assert tf.series[0].shape == x.shape and "<OME" not in desc and "images=" not in desc
+        if desc.startswith("{"):  # tifffile's own description of what it wrote, not the stack's
+            assert json.loads(desc)["shape"] == list(x.shape), desc
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for k, img in enumerate((x, y)):
+        tifffile.imwrite(plain / f"p{k}.tif", img, photometric="rgb", description="bee on a daisy, f/8",
+                         metadata=None)
+    assert main(["fuse", str(plain), "-o", str(tmp_path / "p.tif"), "-m", "average", "-q"]) == 0
+    with tifffile.TiffFile(tmp_path / "p.tif") as tf:
+        assert "bee on a daisy, f/8" in [t.value for t in tf.pages[0].tags.values() if t.code == 270]
 
 
 def test_depth_map_has_software_only(tmp_path):

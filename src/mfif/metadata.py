@@ -4,7 +4,8 @@ Reading and writing go through pyexiv2 (the exiv2 library), which knows JPEG, PN
 camera RAW formats (CR2, CR3, NEF, ARW, RAF, ORF, RW2, DNG) alike, so that mfif parses and
 writes no EXIF itself. Only descriptive tags are carried (camera, lens, exposure, date, GPS,
 author): the image-structure tags of the source (size, strips, compression, the DNG and CFA
-tags of a RAW file), its thumbnail and its maker notes describe the source's pixels, not the
+tags of a RAW file), its thumbnail, its maker notes and an ImageDescription that holds a file
+layout (OME-XML, an ImageJ header, tifffile's shape) describe the source's pixels, not the
 fused ones, and are left out. The output's Orientation is 1 (mfif writes upright pixels) and
 its Software is ``mfif <version>``.
 
@@ -66,6 +67,28 @@ def _keep_exif(key: str) -> bool:
     return group == "Exif.GPSInfo"
 
 
+def _describes_layout(text: str) -> bool:
+    """Whether a TIFF ImageDescription describes the file's layout rather than the picture.
+
+    OME-TIFF keeps its OME-XML there (the planes, their order, the file's UUID), ImageJ its
+    hyperstack header (``ImageJ=...``, ``images=``, ``slices=``) and tifffile the array's shape
+    (``{"shape": [5, 512, 640]}``). Copied into the fused image, one page, they would make
+    Bio-Formats, ImageJ and tifffile read it as the stack it came from.
+    """
+    head = text.lstrip()[:200]
+    if head.startswith("<?xml") or head.startswith("<OME") or head.startswith("ImageJ="):
+        return "<OME" in text[:2000] or head.startswith("ImageJ=") or "openmicroscopy" in text[:2000]
+    if head.startswith("{"):
+        import json
+
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(doc, dict) and "shape" in doc
+    return False
+
+
 def _read(path: str | os.PathLike, *parts: str) -> tuple | None:
     """exiv2's ``read_exif`` / ``read_xmp`` / ``read_icc`` of ``path`` (``parts`` in order), or
     None when exiv2 cannot read the file."""
@@ -95,7 +118,10 @@ def read_metadata(path: str | os.PathLike) -> Metadata:
     if got is None:  # exiv2 cannot read it: nothing to carry
         return Metadata()
     exif, xmp, icc = got
-    return Metadata(exif={k: v for k, v in exif.items() if _keep_exif(k) and isinstance(v, str)},
+    exif = {k: v for k, v in exif.items() if _keep_exif(k) and isinstance(v, str)}
+    if _describes_layout(exif.get("Exif.Image.ImageDescription", "")):
+        del exif["Exif.Image.ImageDescription"]
+    return Metadata(exif=exif,
                     xmp={k: v for k, v in xmp.items() if not _XMP_DROP.match(k)}, icc=icc or None)
 
 
