@@ -422,3 +422,37 @@ def test_multipage_tiff_bad_planes_are_one_line_before_any_output(tmp_path, phot
     good = _pages(tmp_path / "good.tif", z)
     assert main(["fuse", str(good), "-o", str(good)]) == 2
     assert "refusing to overwrite an input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("axes, kind, fragments", [
+    ("CZYX", "ome", ["3 channels x 4 z-planes", "axes CZYX"]),
+    ("ZCYX", "imagej", ["4 z-planes x 3 channels", "axes ZCYX"]),
+    ("TZYX", "ome", ["3 time points x 4 z-planes"]),
+    ("CYX", "ome", ["its pages are 3 channels", "not focal planes"]),
+    ("CYX", "imagej", ["its pages are 3 channels", "not focal planes"]),
+])
+def test_hyperstack_pages_that_are_not_one_z_stack_are_refused(tmp_path, capsys, axes, kind, fragments):
+    """Channels or time points stored as pages of an OME-TIFF or ImageJ hyperstack are not focal
+    planes: fusing them as one stack would mix them, so it is refused in one line, before any
+    output (the Dask engine reads the same layout)."""
+    import tifffile
+
+    shape = {"C": 3, "Z": 4, "T": 3, "Y": 32, "X": 40}
+    z = np.random.default_rng(0).integers(0, 4000, [shape[a] for a in axes]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "h.tif", z, **{kind: True}, metadata={"axes": axes})
+    code = main(["fuse", str(tmp_path / "h.tif"), "-o", str(tmp_path / "o.tif"), "-m", "average"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "h.tif" in err, err
+    assert all(f in err for f in fragments), (fragments, err)
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("axes, kind", [("ZYX", "ome"), ("ZYX", "imagej"), ("TYX", "ome")])
+def test_hyperstacks_of_one_plane_axis_fuse(tmp_path, axes, kind):
+    import tifffile
+
+    _, z = _zcase(to_float(data.astronaut()), size=96)
+    g = z[..., 1]
+    tifffile.imwrite(tmp_path / "h.tif", g, **{kind: True}, metadata={"axes": axes})
+    assert main(["fuse", str(tmp_path / "h.tif"), "-o", str(tmp_path / "o.tif"), "-m", "average", "-q"]) == 0
+    assert np.array_equal(read_image(tmp_path / "o.tif"), np.rint(g.astype(np.float32).mean(0)).astype(np.uint8))

@@ -56,6 +56,38 @@ def _desc(shape, dtype) -> str:
     return f"{shape[1]}x{shape[0]}" + (f"x{shape[2]}" if len(shape) > 2 else "") + f" {np.dtype(dtype)}"
 
 
+#: Axes (tifffile's letters) whose pages can be the focal planes: Z, and T, I, Q (a focus sweep
+#: recorded as a time series, or pages without a named axis). C (channels), and any second axis
+#: beside one of these, are not.
+_PLANE_AXES = set("ZTIQ")
+_AXIS_NAMES = {"Z": "z-planes", "T": "time points", "C": "channels", "I": "images", "Q": "pages", "P": "positions",
+               "R": "tiles", "H": "lifetime bins", "E": "lambda bins", "A": "angles", "L": "exposures"}
+
+
+def _check_axes(p: Path, tf) -> None:
+    """Refuse an OME-TIFF or ImageJ hyperstack whose pages are not one series of focal planes:
+    several images (series), channels stored as pages, or a second axis beside Z (time points
+    of a z-stack, channels of a z-stack). Fusing those pages as one stack would mix them."""
+    if not (tf.is_ome or tf.is_imagej):
+        return  # a plain multi-page TIFF names no axes: its pages are the planes
+    series = tf.series
+    if tf.is_ome and len(series) > 1:
+        raise UsageError(f"{display_path(p)}: holds {len(series)} images (OME series); mfif fuses one z-stack: "
+                         "save the one to fuse as its own file")
+    if not series:
+        return
+    axes, shape = series[0].axes, tuple(series[0].shape)
+    extra = [(a, n) for a, n in zip(axes, shape) if a not in "YXS" and n > 1]
+    if len(extra) == 1 and extra[0][0] in _PLANE_AXES:
+        return
+    what = " x ".join(f"{n} {_AXIS_NAMES.get(a, a + ' steps')}" for a, n in extra)
+    if len(extra) == 1:  # channels (or another axis) of one 2-D image
+        raise UsageError(f"{display_path(p)}: its pages are {what} (axes {axes}), not focal planes; mfif fuses a "
+                         "z-stack (axes ZYX)")
+    raise UsageError(f"{display_path(p)}: {what} (axes {axes}); mfif fuses one z-stack of gray or RGB planes: "
+                     "save each channel or time point as its own z-stack first")
+
+
 def tiff_stack_layout(path: str | os.PathLike) -> TiffStackLayout:
     """Check a multi-page TIFF as a z-stack from its headers alone and return its layout.
 
@@ -63,8 +95,9 @@ def tiff_stack_layout(path: str | os.PathLike) -> TiffStackLayout:
     ------
     UsageError
         One line naming the file: unreadable, fewer than 2 planes, pages of different sizes or
-        pixel types, planes that are not gray or interleaved RGB, or a pixel type mfif does not
-        fuse.
+        pixel types, planes that are not gray or interleaved RGB, a pixel type mfif does not
+        fuse, or an OME-TIFF / ImageJ hyperstack whose pages are not one series of focal planes
+        (several images, channels, or time points beside Z).
     """
     import tifffile  # imported where used: most runs read no TIFF
 
@@ -89,6 +122,7 @@ def tiff_stack_layout(path: str | os.PathLike) -> TiffStackLayout:
             if int(pg.photometric) not in (1, 2) or int(getattr(pg, "planarconfig", 1) or 1) != 1:
                 raise UsageError(f"{display_path(p)}: plane {k + 1} is not gray or interleaved RGB "
                                  "(photometric min-is-black or RGB); convert the stack first")
+        _check_axes(p, tf)  # after the pages: reading the series turns pages into lighter frames
     if len(shape) == 3 and shape[2] not in (1, 3):
         raise UsageError(f"{display_path(p)}: planes of {shape[2]} samples; mfif fuses gray and RGB")
     if len(shape) not in (2, 3) or min(shape[:2]) < 1:
