@@ -98,6 +98,28 @@ def test_aligned_frames_are_what_fuse_fuses(tmp_path, stack, capsys):
     assert np.abs(fused - aligned.mean(axis=0)).max() <= 1.0  # rounding only
 
 
+def test_align_multipage_tiff_writes_each_plane(tmp_path, stack, capsys):
+    """One multi-page TIFF: its planes are aligned like the same frames as files and written as
+    STEM-planeK.tif; the report names the planes."""
+    import tifffile
+
+    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
+        for f in stack.frames:
+            tw.write(f, photometric="rgb")
+    paths = write_stack(tmp_path / "in", stack.frames)
+    code, err = run_cli(["align", tmp_path / "z.tif", "-o", tmp_path / "zout", "--report", tmp_path / "r.json",
+                         "-q"], capsys)
+    assert code == 0, err
+    code, err = run_cli(["align", *paths, "-o", tmp_path / "out", "-q"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in (tmp_path / "zout").iterdir())
+    assert names == [f"z-plane{k:03d}.tif" for k in range(1, len(paths) + 1)]
+    for k, p in enumerate(paths):
+        assert np.array_equal(read_image(tmp_path / "zout" / names[k]), read_image(tmp_path / "out" / p.name))
+    frames = json.loads((tmp_path / "r.json").read_text())["frames"]
+    assert frames[1]["output"].endswith("z-plane002.tif") and "z.tif plane 2" in json.dumps(frames[1])
+
+
 def test_strong_focus_difference_is_not_a_misregistration():
     # a sharp reference and a frame of the same scene blurred by a 12 px disk (20 px at about
     # 800 px frame width): the residual is measured on blur-matched copies and stays small

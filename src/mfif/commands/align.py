@@ -15,7 +15,9 @@ def register(sub):
         description="Register every frame of a focus stack onto a reference frame (the same alignment as "
                     "`mfif fuse --align`) and write the aligned frames, under their own names and in their "
                     "own format and bit depth, to OUTDIR.")
-    p.add_argument("sources", nargs="+", metavar="FRAMES", help="image files, glob patterns or a directory")
+    p.add_argument("sources", nargs="+", metavar="FRAMES",
+                   help="image files, glob patterns or a directory; or one multi-page TIFF, whose planes are "
+                        "written as STEM-planeK.tif")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder for the aligned frames (created; must not be the input folder)")
     p.add_argument("--model", default="similarity", choices=("translation", "similarity", "affine", "homography"),
@@ -32,9 +34,14 @@ def register(sub):
 
 def run(args) -> int:
     from ..align import estimate_transforms, warp_frame
-    from ..io import check_output_path, expand_sources, read_image, write_image, write_text
+    import os
+
+    from ..io import (TiffPlane, check_output_path, expand_sources, is_multipage_tiff, read_image, tiff_stack_planes,
+                      write_image, write_text)
 
     paths = expand_sources(args.sources)
+    if len(args.sources) == 1 and is_multipage_tiff(args.sources[0]):
+        paths = tiff_stack_planes(args.sources[0])  # a z-stack in one file: its planes are the frames
     if len(paths) < 2:
         raise UsageError(f"need at least 2 frames, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     kw = align_kwargs(args, len(paths))
@@ -42,15 +49,17 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: is not a directory")
     for p in paths:
-        if out_dir.exists() and p.parent.resolve() == out_dir.resolve():
+        if out_dir.exists() and Path(os.fspath(p)).parent.resolve() == out_dir.resolve():
             raise UsageError(f"{out_dir}: is the folder of the input {p.name}; choose another output folder")
+    # a plane of a multi-page TIFF is written as its own file: STEM-planeK.tif
+    names = [f"{p.stem}-plane{p.index + 1:03d}.tif" if isinstance(p, TiffPlane) else p.name for p in paths]
     seen = {}
-    for p in paths:
-        if p.name in seen:
-            raise UsageError(f"two inputs are named {p.name} ({seen[p.name]} and {p}); their aligned copies "
+    for p, name in zip(paths, names):
+        if name in seen:
+            raise UsageError(f"two inputs are named {name} ({seen[name]} and {p}); their aligned copies "
                              "would overwrite each other")
-        seen[p.name] = p
-    targets = [out_dir / p.name for p in paths]
+        seen[name] = p
+    targets = [out_dir / name for name in names]
     for t in targets:
         check_output_path(t, protect=paths)
     if args.report and Path(args.report).is_dir():
