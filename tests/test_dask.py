@@ -230,6 +230,23 @@ def test_tiff_planes_too_large_to_decode_go_to_the_dask_engine(tmp_path, planes,
     assert psnr(a, b) > PSNR_MIN
 
 
+def test_multipage_tiff_goes_to_dask_only_when_a_plane_is_too_large(tmp_path, planes, capsys):
+    """One multi-page TIFF: the local engine when a decoded plane fits --max-memory (the same
+    result as its planes as files), the Dask engine, window by window, when not."""
+    src = write_pages(tmp_path / "z.tif", planes, tile=(64, 64))
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "a.tif", "-m", "focus-map", "--max-memory", "0.1"], capsys)
+    assert code == 0 and "on Dask" in err, err
+    code, err = run_cli(["fuse", src, "-o", tmp_path / "b.tif", "-m", "focus-map"], capsys)
+    assert code == 0 and "on Dask" not in err, err
+    for k, p in enumerate(planes):
+        write_image(tmp_path / f"p{k}.png", p)
+    from mfif.stack import fuse_stack
+
+    files = fuse_stack(sorted(tmp_path.glob("p*.png")), method="focus-map")
+    assert np.array_equal(mfif.read_image(tmp_path / "b.tif"), files.fused)
+    assert psnr(mfif.read_image(tmp_path / "a.tif"), files.fused) > PSNR_MIN
+
+
 def test_without_the_dask_extra_a_clear_line(tmp_path, planes, capsys, monkeypatch):
     import importlib.util
 
