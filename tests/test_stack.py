@@ -456,3 +456,31 @@ def test_hyperstacks_of_one_plane_axis_fuse(tmp_path, axes, kind):
     tifffile.imwrite(tmp_path / "h.tif", g, **{kind: True}, metadata={"axes": axes})
     assert main(["fuse", str(tmp_path / "h.tif"), "-o", str(tmp_path / "o.tif"), "-m", "average", "-q"]) == 0
     assert np.array_equal(read_image(tmp_path / "o.tif"), np.rint(g.astype(np.float32).mean(0)).astype(np.uint8))
+
+
+@pytest.mark.parametrize("alpha_of", ["rgb", "gray"])
+def test_multipage_tiff_alpha_is_dropped_as_for_files(tmp_path, photo, alpha_of):
+    """RGBA (or gray + alpha) pages fuse as their colour samples, as RGBA files do."""
+    import tifffile
+
+    case, z = _zcase(photo, size=96)
+    if alpha_of == "gray":
+        z = z[..., 1]
+    alpha = np.full(z.shape[:3] + (1,), 200, np.uint8)
+    za = np.concatenate([z if z.ndim == 4 else z[..., None], alpha], axis=-1)
+    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
+        for p in za:
+            tw.write(p, photometric="rgb" if alpha_of == "rgb" else "minisblack", extrasamples=["unassalpha"])
+    files = [write_image(tmp_path / f"f{k}.png", p) for k, p in enumerate(z)]
+    got = fuse_stack([tmp_path / "z.tif"], method="focus-map")
+    want = fuse_stack(files, method="focus-map")
+    assert got.fused.shape == want.fused.shape and np.array_equal(got.fused, want.fused)
+    dask = pytest.importorskip("dask")
+    from mfif.engines.dask import fuse_dask
+    from mfif.zstack import open_zstack
+
+    arr = open_zstack(tmp_path / "z.tif", chunk=64).array
+    assert arr.shape == z.shape and np.array_equal(arr.compute(), z)
+    assert np.array_equal(np.asarray(arr[1, 10:20, 5:9]), z[1, 10:20, 5:9])
+    f, _ = dask.compute(*fuse_dask(arr, method="focus-map", chunk=64))
+    assert f.shape == z.shape[1:]

@@ -108,21 +108,30 @@ class TiffPlanes:
     Zarr stores itself and reads only the TIFF tiles (or strips) under the chunk.
     """
 
-    def __init__(self, path: str, pages: Sequence[int], shape: tuple, dtype, native):
+    def __init__(self, path: str, pages: Sequence[int], shape: tuple, dtype, native, keep=None):
         self.path, self.pages = str(path), tuple(pages)
         self.shape, self.dtype, self.native = (len(self.pages),) + tuple(shape), np.dtype(dtype), np.dtype(native)
         self.ndim = len(self.shape)
+        self.keep = keep  # the stored samples kept (alpha dropped), or None: all
+
+    def _plane(self, arrays, i: int, rest: tuple) -> np.ndarray:
+        if self.keep is None:
+            return np.asarray(arrays[i][rest]).astype(self.dtype, copy=False)
+        yx, ch = rest[:2], rest[2:]  # read the pixels' every sample, then keep the colour ones
+        out = np.asarray(arrays[i][yx])[..., self.keep]
+        return (out[(slice(None),) * (out.ndim - len(ch)) + ch] if ch else out).astype(self.dtype, copy=False)
 
     def __getitem__(self, key):
         arrays = _page_arrays(self.path, os.stat(self.path).st_mtime_ns, self.pages)
-        return read_planes(key, self.shape[0], lambda i, rest: np.asarray(arrays[i][rest]).astype(self.dtype, copy=False))
+        return read_planes(key, self.shape[0], lambda i, rest: self._plane(arrays, i, rest))
 
 
 def _tiff_zstack(path: Path, chunk: int) -> ZStack:
     import dask.array as da
 
     lay = tiff_stack_layout(path)  # the header checks, shared with the local engine's planes
-    planes = TiffPlanes(lay.path, lay.pages, lay.shape, lay.dtype, lay.native)
+    shape = lay.shape if lay.keep is None else lay.frame_shape
+    planes = TiffPlanes(lay.path, lay.pages, shape, lay.dtype, lay.native, keep=lay.keep)
     arr = da.from_array(planes, chunks=_chunks(planes.shape, chunk), lock=False, asarray=False, name=False)
     if arr.ndim == 4 and arr.shape[3] == 1:
         arr = arr[..., 0]

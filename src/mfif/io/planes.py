@@ -47,9 +47,20 @@ class TiffStackLayout:
     native: np.dtype
 
     @property
+    def samples(self) -> int:
+        """Samples per pixel as stored: 1 or 3, or 2 and 4 with an extra (alpha) sample."""
+        return self.shape[2] if len(self.shape) == 3 else 1
+
+    @property
+    def keep(self):
+        """The samples a plane is read with: None (all), ``slice(0, 3)`` (RGB of RGBA) or 0
+        (the gray of gray + alpha). Alpha is dropped, as :func:`mfif.io.read_image` drops it."""
+        return {4: slice(0, 3), 2: 0}.get(self.samples)
+
+    @property
     def frame_shape(self) -> tuple:
         """A plane's shape as the fusion sees it: ``(H, W)`` or ``(H, W, 3)``."""
-        return self.shape[:2] if len(self.shape) == 3 and self.shape[2] == 1 else self.shape
+        return self.shape[:2] if self.samples in (1, 2) else self.shape[:2] + (3,)
 
 
 def _desc(shape, dtype) -> str:
@@ -123,8 +134,9 @@ def tiff_stack_layout(path: str | os.PathLike) -> TiffStackLayout:
                 raise UsageError(f"{display_path(p)}: plane {k + 1} is not gray or interleaved RGB "
                                  "(photometric min-is-black or RGB); convert the stack first")
         _check_axes(p, tf)  # after the pages: reading the series turns pages into lighter frames
-    if len(shape) == 3 and shape[2] not in (1, 3):
-        raise UsageError(f"{display_path(p)}: planes of {shape[2]} samples; mfif fuses gray and RGB")
+    if len(shape) == 3 and shape[2] not in (1, 2, 3, 4):
+        raise UsageError(f"{display_path(p)}: planes of {shape[2]} samples; mfif fuses gray and RGB "
+                         "(an alpha sample is dropped)")
     if len(shape) not in (2, 3) or min(shape[:2]) < 1:
         raise UsageError(f"{display_path(p)}: planes of shape {shape}; mfif fuses 2-D gray and RGB planes")
     if native.type in KEEP:
@@ -192,6 +204,8 @@ class TiffPlane:
             raise UsageError(f"{self}: cannot read plane ({type(exc).__name__}: {exc})") from None
         if tuple(img.shape) != tuple(lay.shape):
             raise UsageError(f"{self}: the page decodes to {img.shape}, its header says {lay.shape}")
+        if lay.keep is not None:
+            img = img[..., lay.keep]
         img = img.astype(lay.dtype, copy=False).reshape(lay.frame_shape)
         if img.dtype.kind == "f":
             check_finite(img, str(self))
