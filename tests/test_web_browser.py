@@ -134,6 +134,27 @@ def test_page_shows_server_errors(tmp_path):
         assert page.locator("#result").is_hidden()
 
 
+def test_page_takes_one_multipage_tiff(tmp_path):
+    """One TIFF may start a job (its pages are the frames); one PNG may not."""
+    import tifffile
+
+    a, b = half_blurred_pair(texture(H, W, seed=7))
+    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
+        for p in (a, b):
+            tw.write(p, photometric="rgb")
+    with serve_in_thread(create_app()) as url, chromium_page() as page:
+        page.goto(url + "/")
+        page.wait_for_function("() => document.getElementById('method').options.length > 0", timeout=15000)
+        page.set_input_files("#files", [str(write_image(tmp_path / "one.png", a))])
+        assert page.locator("#start").is_disabled() and "at least two" in page.locator("#error").inner_text()
+        page.set_input_files("#files", [str(tmp_path / "z.tif")])
+        assert page.locator("#start").is_enabled()
+        page.select_option("#method", "focus-map")
+        page.click("#start")
+        page.wait_for_selector("body[data-state=done]", timeout=30000)
+        assert "2 frames" in page.locator("#size").inner_text()
+
+
 def test_readme_screenshot(tmp_path):
     """Writes docs/img/web.png when MFIF_WEB_SCREENSHOT=1 (benchmarks/web_screenshot.py sets it)."""
     if os.environ.get("MFIF_WEB_SCREENSHOT") != "1":

@@ -51,8 +51,18 @@ function setFiles(list) {
     return li;
   }));
   showError(skipped ? `${skipped} file(s) skipped: not ${EXTENSIONS.join(", ")}` :
-    state.files.length === 1 ? "Choose at least two frames." : "");
-  $("start").disabled = state.files.length < 2;
+    state.files.length === 1 && !oneTiff() ? "Choose at least two frames (or one multi-page TIFF)." : "");
+  $("start").disabled = !canStart();
+}
+
+// One TIFF may be a z-stack whose pages are the frames: the server reads its pages and says
+// so if it has only one.
+function oneTiff() {
+  return state.files.length === 1 && /\.tiff?$/i.test(state.files[0].name);
+}
+
+function canStart() {
+  return state.files.length >= 2 || oneTiff();
 }
 
 function setupDrop() {
@@ -141,7 +151,7 @@ async function start() {
     showError(err.message);
     $("progress-box").hidden = true;
   } finally {
-    $("start").disabled = state.files.length < 2;
+    $("start").disabled = !canStart();
   }
 }
 
