@@ -1,6 +1,8 @@
 """Real-stack pipeline: N sources, tiles, 16-bit end to end, alignment through the CLI."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -484,3 +486,24 @@ def test_multipage_tiff_alpha_is_dropped_as_for_files(tmp_path, photo, alpha_of)
     assert np.array_equal(np.asarray(arr[1, 10:20, 5:9]), z[1, 10:20, 5:9])
     f, _ = dask.compute(*fuse_dask(arr, method="focus-map", chunk=64))
     assert f.shape == z.shape[1:]
+
+
+def test_a_folder_or_glob_holding_one_multipage_tiff_fuses_its_pages(tmp_path, photo):
+    import tifffile
+
+    _, z = _zcase(photo, size=96)
+    (tmp_path / "stack").mkdir()
+    with tifffile.TiffWriter(tmp_path / "stack" / "z.tif") as tw:
+        for p in z:
+            tw.write(p, photometric="rgb")
+    want = fuse_stack([tmp_path / "stack" / "z.tif"], method="focus-map").fused
+    for spec in (tmp_path / "stack", tmp_path / "stack" / "*.tif"):
+        out = tmp_path / "o.png"
+        assert main(["fuse", str(spec), "-o", str(out), "-m", "focus-map", "-q"]) == 0
+        assert np.array_equal(read_image(out), want)
+        out.unlink()
+    # a batch sub-folder holding one such file is a stack too
+    (tmp_path / "shoot" / "slide").mkdir(parents=True)
+    os.replace(tmp_path / "stack" / "z.tif", tmp_path / "shoot" / "slide" / "z.tif")
+    assert main(["batch", str(tmp_path / "shoot"), "-o", str(tmp_path / "out"), "-m", "focus-map", "-q"]) == 0
+    assert np.array_equal(read_image(tmp_path / "out" / "slide.tif"), want)

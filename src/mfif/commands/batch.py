@@ -130,7 +130,7 @@ def find_stacks(root: Path, out_dir: Path, *, every=None, gap=None, warn=lambda 
         if os.path.normcase(os.path.abspath(sub.resolve())) == out_key:
             continue  # the output folder inside ROOT is no stack
         frames = image_files(sub)
-        if len(frames) >= 2:
+        if len(frames) >= 2 or (len(frames) == 1 and is_multipage_tiff(frames[0])):  # a z-stack in one file
             stacks.append(Stack(sub.name, frames))
         elif frames:
             warn(f"warning: {sub} holds one frame; not a stack")

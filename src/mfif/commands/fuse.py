@@ -357,18 +357,18 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
         return False
     if missing_dask_extra():
         return False
-    if len(sources) == 1 and is_multipage_tiff(sources[0]):
-        from ..io import tiff_stack_layout
-
-        try:
-            lay = tiff_stack_layout(sources[0])
-        except UsageError:
-            return False  # the local engine's reader reports it
-        return int(np.prod(lay.shape)) * lay.dtype.itemsize / 1e6 > max_memory_mb
     try:
         paths = expand_sources(sources)
     except UsageError:
         return False  # the ordinary path reports it
+    if len(sources) == 1 and len(paths) == 1 and is_multipage_tiff(sources[0]):
+        from ..io import tiff_stack_layout
+
+        try:
+            lay = tiff_stack_layout(paths[0])
+        except UsageError:
+            return False  # the local engine's reader reports it
+        return int(np.prod(lay.shape)) * lay.dtype.itemsize / 1e6 > max_memory_mb
     if len(paths) < 2 or not all(p.suffix.lower() in (".tif", ".tiff") for p in paths):
         return False
     from ..io import image_info
@@ -399,10 +399,11 @@ def run(args) -> int:
 
         return run_zstack(args, params)
     paths = expand_sources(args.sources)
-    if len(args.sources) == 1 and is_multipage_tiff(args.sources[0]):
+    if len(paths) == 1 and is_multipage_tiff(paths[0]):
         from ..io import tiff_stack_planes
 
-        paths = tiff_stack_planes(args.sources[0])  # one multi-page TIFF given alone: its planes are the frames
+        # one multi-page TIFF (given alone, or alone in a folder or glob): its planes are the frames
+        paths = tiff_stack_planes(paths[0])
     output = resolve_output(args.output, args.sources, paths, args.format) if paths else Path(args.output)
     job = plan_stack(paths, output, args, depth_map=args.depth_map, maps_dir=args.save_maps)
     fuse_job(job, args, params, log=quiet_log(args), progress=_Progress(not args.quiet and sys.stderr.isatty()))
