@@ -91,3 +91,19 @@ def test_read_labels_encodings(tmp_path):
     assert read_labels(depth, 4, "mask").tolist() == [[0, 3, 1]]
     b16 = write_image(tmp_path / "m16.png", np.array([[0, 65535]], np.uint16))
     assert read_labels(b16, 2, "mask").tolist() == [[0, 1]]
+
+
+def test_sources_as_one_multipage_tiff(pair, tmp_path, capsys):
+    """The sources may be one multi-page TIFF: the same scores as its planes as files."""
+    import tifffile
+
+    from mfif.io import read_image
+
+    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
+        for k in ("a", "b"):
+            tw.write(read_image(pair[k]))
+    scores = []
+    for sources in ([str(tmp_path / "z.tif")], [pair["a"], pair["b"]]):
+        assert main(["eval", pair["gt"], *sources, "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0] == scores[1] and set(scores[0]) >= NOREF

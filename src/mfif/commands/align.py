@@ -36,12 +36,9 @@ def run(args) -> int:
     from ..align import estimate_transforms, warp_frame
     import os
 
-    from ..io import (TiffPlane, check_output_path, expand_sources, is_multipage_tiff, read_image, tiff_stack_planes,
-                      write_image, write_text)
+    from ..io import TiffPlane, check_output_path, expand_frames, read_image, write_image, write_text
 
-    paths = expand_sources(args.sources)
-    if len(args.sources) == 1 and is_multipage_tiff(args.sources[0]):
-        paths = tiff_stack_planes(args.sources[0])  # a z-stack in one file: its planes are the frames
+    paths = expand_frames(args.sources)  # a z-stack in one file: its planes are the frames
     if len(paths) < 2:
         raise UsageError(f"need at least 2 frames, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     kw = align_kwargs(args, len(paths))

@@ -28,7 +28,7 @@ def register(sub):
                     "truth image (--reference) and a ground-truth focus mask (--mask). Metrics are "
                     "computed on the gray image; see docs/metrics.md for the definitions.")
     p.add_argument("fused", metavar="FUSED", help="the fused image")
-    p.add_argument("sources", nargs="+", metavar="SRC", help="two or more source images (files, globs or a directory)")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="two or more source images (files, globs or a directory), or one multi-page TIFF")
     p.add_argument("-r", "--reference", metavar="GT", help="ground-truth all-in-focus image: adds ssim, psnr")
     p.add_argument("--mask", metavar="MASK",
                    help="ground-truth label image (0/255 for a pair, or source indices): with "
@@ -88,12 +88,12 @@ def _fmt(name: str, v: float) -> str:
 
 
 def run(args) -> int:
-    from ..io import check_sources, expand_sources, read_image
+    from ..io import check_sources, expand_frames, read_image
     from ..metrics import METRICS, evaluate
 
     if args.decision and not args.mask:
         raise UsageError("--decision needs --mask (the ground truth to score it against)")
-    paths = expand_sources(args.sources)
+    paths = expand_frames(args.sources)  # one multi-page TIFF gives its planes
     if len(paths) < 2:
         raise UsageError(f"need at least 2 sources, got {len(paths)}" + (f" ({paths[0]})" if paths else ""))
     fused = read_image(args.fused)

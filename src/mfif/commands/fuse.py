@@ -385,7 +385,7 @@ def planes_too_large(sources, max_memory_mb: float) -> bool:
 
 
 def run(args) -> int:
-    from ..io import expand_sources, is_multipage_tiff
+    from ..io import expand_frames
 
     # Everything is checked before the first pixel is decoded: options, every source's header,
     # and every output against the inputs and against each other.
@@ -398,12 +398,7 @@ def run(args) -> int:
         from .fuse_zstack import run_zstack
 
         return run_zstack(args, params)
-    paths = expand_sources(args.sources)
-    if len(paths) == 1 and is_multipage_tiff(paths[0]):
-        from ..io import tiff_stack_planes
-
-        # one multi-page TIFF (given alone, or alone in a folder or glob): its planes are the frames
-        paths = tiff_stack_planes(paths[0])
+    paths = expand_frames(args.sources)  # one multi-page TIFF gives its planes
     output = resolve_output(args.output, args.sources, paths, args.format) if paths else Path(args.output)
     job = plan_stack(paths, output, args, depth_map=args.depth_map, maps_dir=args.save_maps)
     fuse_job(job, args, params, log=quiet_log(args), progress=_Progress(not args.quiet and sys.stderr.isatty()))

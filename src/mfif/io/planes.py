@@ -24,7 +24,7 @@ from ..errors import UsageError
 from .paths import _check_readable, display_path
 from .read import ImageInfo, check_finite, tiff_planes
 
-__all__ = ["TiffStackLayout", "TiffPlane", "tiff_stack_layout", "tiff_stack_planes"]
+__all__ = ["TiffStackLayout", "TiffPlane", "tiff_stack_layout", "tiff_stack_planes", "expand_frames"]
 
 #: Pixel types of TIFF planes: kept (uint8, uint16, float32) or read as float32 in their own range.
 KEEP = (np.uint8, np.uint16, np.float32)
@@ -217,3 +217,15 @@ def tiff_stack_planes(path: str | os.PathLike) -> list[TiffPlane]:
     from the headers by :func:`tiff_stack_layout`)."""
     layout = tiff_stack_layout(path)
     return [TiffPlane(layout, k) for k in range(len(layout.pages))]
+
+
+def expand_frames(specs) -> list:
+    """The frames of ``mfif fuse``-style sources: :func:`mfif.io.expand_sources`, except that one
+    multi-page TIFF (given alone, or alone in a folder or glob) gives its planes."""
+    from .paths import expand_sources
+    from .read import is_multipage_tiff
+
+    paths = expand_sources(specs)
+    if len(paths) == 1 and is_multipage_tiff(paths[0]):
+        return tiff_stack_planes(paths[0])
+    return paths
