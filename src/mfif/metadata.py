@@ -76,8 +76,10 @@ def _describes_layout(text: str) -> bool:
     Bio-Formats, ImageJ and tifffile read it as the stack it came from.
     """
     head = text.lstrip()[:200]
-    if head.startswith("<?xml") or head.startswith("<OME") or head.startswith("ImageJ="):
-        return "<OME" in text[:2000] or head.startswith("ImageJ=") or "openmicroscopy" in text[:2000]
+    if head.startswith("ImageJ="):
+        return True
+    if head.startswith(("<?xml", "<OME")):  # XML: only OME's describes the layout
+        return "<OME" in text[:2000] or "openmicroscopy" in text[:2000]
     if head.startswith("{"):
         import json
 
