@@ -55,7 +55,7 @@ import numpy as np
 from .api import fuse, fuse_frames, map_to_unit, unit_float
 from .errors import UsageError
 from .frames import FrameSource
-from .io import check_sources, from_float
+from .io import check_sources, frame_paths, from_float
 from .io import read_image as _read_image
 from .methods import DEFAULT_METHOD, get_method, parse_params
 from .result import FusionResult
@@ -223,7 +223,7 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     ----------
     paths : sequence of path-like
         The frames (two or more), in focus order; or one multi-page TIFF, whose
-        full-resolution pages are the frames (:func:`frame_paths`).
+        full-resolution pages are the frames (:func:`mfif.io.frame_paths`).
     method : str, keyword-only
         Fusion method (see ``mfif methods``).
     params : dict, keyword-only
@@ -324,17 +324,6 @@ def fuse_stack(paths: Sequence[str | os.PathLike], *, method: str = DEFAULT_METH
     info = {"seconds": time.perf_counter() - t_start, "seconds_read": t_read, "frames": n, "size": (w, h)}
     return StackResult(fused=fused, decision=decision, maps=maps, alignment=alignment, tiles=n_tiles,
                        tile_size=plan.tile, info=info)
-
-
-def frame_paths(paths: Sequence[str | os.PathLike]) -> list:
-    """The frames of a stack given as files: one :class:`~pathlib.Path` per file, or the planes
-    of one multi-page TIFF given alone (:class:`mfif.io.TiffPlane`, its pages in file order)."""
-    from .io import TiffPlane, is_multipage_tiff, tiff_stack_planes
-
-    paths = [p if isinstance(p, TiffPlane) else Path(p) for p in paths]
-    if len(paths) == 1 and isinstance(paths[0], Path) and is_multipage_tiff(paths[0]):
-        return tiff_stack_planes(paths[0])
-    return paths
 
 
 class _Frames:

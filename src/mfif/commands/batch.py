@@ -156,7 +156,7 @@ def _table(stacks: list[Stack]) -> str:
 def run(args) -> int:
     from ..io import check_output_dir, write_text
     from ..outputs import depth_paths
-    from ..stack import frame_paths
+    from ..io import frame_paths
 
     # usage errors first, before any stack is touched: options, ROOT, OUTDIR
     params = method_options(args, depth_maps=args.depth_maps)

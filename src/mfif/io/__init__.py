@@ -21,7 +21,7 @@ from .paths import (
     image_files,
     natural_key,
 )
-from .planes import TiffPlane, expand_frames, tiff_stack_layout, tiff_stack_planes
+from .planes import TiffPlane, expand_frames, frame_paths, tiff_stack_layout, tiff_stack_planes
 from .read import (
     ImageInfo,
     check_finite,
@@ -73,4 +73,5 @@ __all__ = [
     "tiff_stack_layout",
     "tiff_stack_planes",
     "expand_frames",
+    "frame_paths",
 ]

@@ -24,7 +24,7 @@ from ..errors import UsageError
 from .paths import _check_readable, display_path
 from .read import ImageInfo, check_finite, tiff_planes
 
-__all__ = ["TiffStackLayout", "TiffPlane", "tiff_stack_layout", "tiff_stack_planes", "expand_frames"]
+__all__ = ["TiffStackLayout", "TiffPlane", "tiff_stack_layout", "tiff_stack_planes", "frame_paths", "expand_frames"]
 
 #: Pixel types of TIFF planes: kept (uint8, uint16, float32) or read as float32 in their own range.
 KEEP = (np.uint8, np.uint16, np.float32)
@@ -219,13 +219,21 @@ def tiff_stack_planes(path: str | os.PathLike) -> list[TiffPlane]:
     return [TiffPlane(layout, k) for k in range(len(layout.pages))]
 
 
-def expand_frames(specs) -> list:
-    """The frames of ``mfif fuse``-style sources: :func:`mfif.io.expand_sources`, except that one
-    multi-page TIFF (given alone, or alone in a folder or glob) gives its planes."""
-    from .paths import expand_sources
+def frame_paths(paths) -> list:
+    """The frames of a stack given as files: one :class:`~pathlib.Path` per file (planes already
+    made stay as they are), or the planes of one multi-page TIFF given alone, in page order."""
     from .read import is_multipage_tiff
 
-    paths = expand_sources(specs)
-    if len(paths) == 1 and is_multipage_tiff(paths[0]):
+    paths = [p if isinstance(p, TiffPlane) else Path(p) for p in paths]
+    if len(paths) == 1 and isinstance(paths[0], Path) and is_multipage_tiff(paths[0]):
         return tiff_stack_planes(paths[0])
     return paths
+
+
+def expand_frames(specs) -> list:
+    """The frames of ``mfif fuse``-style sources: :func:`mfif.io.expand_sources`, then
+    :func:`frame_paths` (one multi-page TIFF, given alone or alone in a folder or glob, gives
+    its planes)."""
+    from .paths import expand_sources
+
+    return frame_paths(expand_sources(specs))

@@ -21,8 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UsageError
-from ..io import (IMAGE_EXTENSIONS, check_sources, from_float, is_multipage_tiff, read_image, tiff_stack_planes,
-                  to_float, write_image)
+from ..io import (IMAGE_EXTENSIONS, TiffPlane, check_sources, frame_paths, from_float, read_image, to_float,
+                  write_image)
 from .retouch import Stroke, compose
 
 __all__ = ["JobError", "Job", "JobManager", "display_name", "upload_extension", "overall_progress"]
@@ -278,13 +278,14 @@ class JobManager:
 
         try:
             uploads = list(uploads)
-            if len(uploads) == 1 and is_multipage_tiff(uploads[0][1]):  # a z-stack in one file
+            if len(uploads) == 1:  # one multi-page TIFF is a z-stack: its planes are the frames
                 name, path = uploads[0]
                 try:
-                    planes = tiff_stack_planes(path)
+                    frames = frame_paths([path])
                 except UsageError as exc:
                     raise UsageError(user_message(str(exc), [path], [name])) from None
-                uploads = [(f"{name} plane {k + 1}", plane) for k, plane in enumerate(planes)]
+                if isinstance(frames[0], TiffPlane):
+                    uploads = [(f"{name} plane {k + 1}", plane) for k, plane in enumerate(frames)]
             if len(uploads) < 2:
                 raise UsageError(f"need at least 2 frames, got {len(uploads)}")
             if len(uploads) > self.max_frames:
