@@ -101,11 +101,9 @@ def test_aligned_frames_are_what_fuse_fuses(tmp_path, stack, capsys):
 def test_align_multipage_tiff_writes_each_plane(tmp_path, stack, capsys):
     """One multi-page TIFF: its planes are aligned like the same frames as files and written as
     STEM-planeK.tif; the report names the planes."""
-    import tifffile
+    from tiff_support import write_pages
 
-    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
-        for f in stack.frames:
-            tw.write(f, photometric="rgb")
+    write_pages(tmp_path / "z.tif", stack.frames)
     paths = write_stack(tmp_path / "in", stack.frames)
     code, err = run_cli(["align", tmp_path / "z.tif", "-o", tmp_path / "zout", "--report", tmp_path / "r.json",
                          "-q"], capsys)

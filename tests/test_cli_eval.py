@@ -95,13 +95,10 @@ def test_read_labels_encodings(tmp_path):
 
 def test_sources_as_one_multipage_tiff(pair, tmp_path, capsys):
     """The sources may be one multi-page TIFF: the same scores as its planes as files."""
-    import tifffile
-
     from mfif.io import read_image
+    from tiff_support import write_pages
 
-    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
-        for k in ("a", "b"):
-            tw.write(read_image(pair[k]))
+    write_pages(tmp_path / "z.tif", [read_image(pair[k]) for k in ("a", "b")])
     scores = []
     for sources in ([str(tmp_path / "z.tif")], [pair["a"], pair["b"]]):
         assert main(["eval", pair["gt"], *sources, "--json"]) == 0

@@ -28,6 +28,7 @@ from mfif.errors import UsageError  # noqa: E402
 from mfif.io import from_float, write_image  # noqa: E402
 from mfif.ome import LAST_LEVEL_MAX, level_shapes, write_pyramid  # noqa: E402
 from mfif.zstack import open_zstack  # noqa: E402
+from tiff_support import write_pages  # noqa: E402
 
 PSNR_MIN, AGREE_MIN = 40.0, 0.99
 SFF_FAST_AGREE_MIN = 0.98  # sff-fast's depth maps: see test_chunked_equals_whole_sff_fast
@@ -47,13 +48,6 @@ def planes():
 
     case = make_case(astronaut(), n_sources=3, rng=np.random.default_rng(0), size=(300, 260))
     return np.stack([from_float(np.clip(s, 0, 1), np.uint8) for s in case.sources])
-
-
-def write_pages(path, z, **kw):
-    with tifffile.TiffWriter(path) as tw:
-        for p in z:
-            tw.write(p, photometric="rgb" if p.ndim == 3 else "minisblack", **kw)
-    return path
 
 
 def write_ngff_zstack(path, z, axes=("z", "y", "x")):
@@ -457,9 +451,7 @@ def test_cli_fuses_multipage_tiff_to_plain_image(tmp_path, planes, capsys):
 
 
 def test_cli_refuses_pages_of_different_sizes(tmp_path, planes, capsys):
-    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
-        tw.write(planes[0], photometric="rgb")
-        tw.write(planes[1, :200], photometric="rgb")
+    write_pages(tmp_path / "z.tif", [planes[0], planes[1, :200]])
     fails_cleanly(["fuse", tmp_path / "z.tif", "-o", tmp_path / "o.ome.zarr"], tmp_path, capsys,
                   "z.tif", "pages must share a size", "260x200")
 

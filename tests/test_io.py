@@ -156,13 +156,12 @@ def test_compressed_tiff_reads_as_stored(tmp_path, rng, compression, dtype):
     import tifffile
 
     from mfif.io import tiff_stack_planes
+    from tiff_support import write_pages
 
     z = rng.integers(0, np.iinfo(dtype).max + 1, size=(3, 40, 56, 3), dtype=np.int64).astype(dtype)
     tifffile.imwrite(tmp_path / "one.tif", z[0], photometric="rgb", compression=compression)
     np.testing.assert_array_equal(read_image(tmp_path / "one.tif"), z[0])
-    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
-        for p in z:
-            tw.write(p, photometric="rgb", compression=compression, tile=(16, 16))
+    write_pages(tmp_path / "z.tif", z, compression=compression, tile=(16, 16))
     np.testing.assert_array_equal(np.stack([read_image(p) for p in tiff_stack_planes(tmp_path / "z.tif")]), z)
 
 

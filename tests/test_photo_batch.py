@@ -137,18 +137,15 @@ def test_batch_multipage_tiffs_are_stacks_of_their_own(tmp_path, capsys):
     """Each multi-page TIFF in ROOT is a stack named after the file, fused as the same planes in a
     sub-folder would be; the other frames in ROOT stay one stack; a bad z-stack fails alone."""
     import tifffile
+    from tiff_support import write_pages
 
     from mfif.io import read_image
 
     root, out = tmp_path / "shoot", tmp_path / "out"
     planes = [np.asarray(Image.open(p)) for p in frames(tmp_path / "src", 3, seed=4)]
     root.mkdir()
-    with tifffile.TiffWriter(root / "slide1.tif") as tw:
-        for p in planes:
-            tw.write(p, photometric="rgb")
-    with tifffile.TiffWriter(root / "odd.tif") as tw:  # pages of two sizes
-        tw.write(planes[0], photometric="rgb")
-        tw.write(planes[1][:20], photometric="rgb")
+    write_pages(root / "slide1.tif", planes)
+    write_pages(root / "odd.tif", [planes[0], planes[1][:20]])  # pages of two sizes
     frames(root, 2, seed=5, prefix="g")  # two plain frames directly in ROOT: one stack
     sub = root / "same"
     sub.mkdir()

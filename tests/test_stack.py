@@ -16,6 +16,7 @@ from mfif.methods import get_method
 from mfif.stack import fuse_stack
 from mfif.tiling import plan_tiles, ramp
 from mfif.synth import make_case
+from tiff_support import write_pages
 
 
 def _write_case(tmp_path, case, dtype=np.uint8, ext=".png"):
@@ -336,15 +337,6 @@ def test_frames_decoded_ahead_are_the_frames_and_keep_their_errors(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # a multi-page TIFF z-stack on the local engine: its pages are the frames
 # ---------------------------------------------------------------------------------------------
-def _pages(path, planes, **kw):
-    import tifffile
-
-    with tifffile.TiffWriter(path) as tw:
-        for p in planes:
-            tw.write(p, photometric="rgb" if p.ndim == 3 else "minisblack", **kw)
-    return path
-
-
 def _zcase(photo, n=3, size=200):
     case = make_case(photo, n_sources=n, rng=np.random.default_rng(11), size=size, radius=(2.0, 4.0))
     return case, np.stack([from_float(s) for s in case.sources])
@@ -363,7 +355,7 @@ def test_multipage_tiff_fuses_as_its_pages_given_as_files(tmp_path, photo, kind)
         z = from_float(np.mean(case.sources, axis=-1), np.uint16)
     elif kind == "int16":
         z = (from_float(np.mean(case.sources, axis=-1), np.uint16) // 2).astype(np.int16) - 8000
-    src = _pages(tmp_path / "z.tif", z, tile=(64, 64) if kind == "rgb" else None)
+    src = write_pages(tmp_path / "z.tif", z, tile=(64, 64) if kind == "rgb" else None)
     files = []
     for k, p in enumerate(z):  # plain TIFF files (write_image writes no signed pixels)
         tifffile.imwrite(tmp_path / f"f{k}.tif", p, photometric="rgb" if p.ndim == 3 else "minisblack")
@@ -388,7 +380,7 @@ def test_multipage_tiff_on_the_local_engine_needs_no_dask(tmp_path, photo):
     import sys
 
     case, z = _zcase(photo)
-    src, rev = _pages(tmp_path / "z.tif", z), _pages(tmp_path / "r.tif", z[::-1])
+    src, rev = write_pages(tmp_path / "z.tif", z), write_pages(tmp_path / "r.tif", z[::-1])
     code = ("import sys; from mfif.cli import main; rc = main(['fuse', sys.argv[1], '-o', sys.argv[2], "
             "'--depth-map', sys.argv[3], '--save-maps', sys.argv[4], '-q']); "
             "print(rc, 'dask' in sys.modules, 'zarr' in sys.modules)")
@@ -403,16 +395,12 @@ def test_multipage_tiff_on_the_local_engine_needs_no_dask(tmp_path, photo):
 
 
 def test_multipage_tiff_bad_planes_are_one_line_before_any_output(tmp_path, photo, capsys):
-    import tifffile
-
     _, z = _zcase(photo, size=96)
     bad = z[..., 0].astype(np.float32) / 255
     bad[1, 3, 4] = np.inf
-    cases = [(_pages(tmp_path / "inf.tif", bad), ["inf.tif plane 2", "NaN or infinite"]),
-             (_pages(tmp_path / "one.tif", z[:1]), ["one.tif", "need at least 2 sources"])]
-    with tifffile.TiffWriter(tmp_path / "mixed.tif") as tw:
-        tw.write(z[0], photometric="rgb")
-        tw.write(z[1, :50], photometric="rgb")
+    cases = [(write_pages(tmp_path / "inf.tif", bad), ["inf.tif plane 2", "NaN or infinite"]),
+             (write_pages(tmp_path / "one.tif", z[:1]), ["one.tif", "need at least 2 sources"])]
+    write_pages(tmp_path / "mixed.tif", [z[0], z[1, :50]])
     cases.append((tmp_path / "mixed.tif", ["mixed.tif", "pages must share a size", "96x50"]))
     for src, fragments in cases:
         before = sorted(p.name for p in tmp_path.iterdir())
@@ -421,7 +409,7 @@ def test_multipage_tiff_bad_planes_are_one_line_before_any_output(tmp_path, phot
         assert code == 2 and len(err.splitlines()) == 1 and err.startswith("mfif: error: "), err
         assert all(f in err for f in fragments), (fragments, err)
         assert sorted(p.name for p in tmp_path.iterdir()) == before
-    good = _pages(tmp_path / "good.tif", z)
+    good = write_pages(tmp_path / "good.tif", z)
     assert main(["fuse", str(good), "-o", str(good)]) == 2
     assert "refusing to overwrite an input" in capsys.readouterr().err
 
@@ -489,13 +477,9 @@ def test_multipage_tiff_alpha_is_dropped_as_for_files(tmp_path, photo, alpha_of)
 
 
 def test_a_folder_or_glob_holding_one_multipage_tiff_fuses_its_pages(tmp_path, photo):
-    import tifffile
-
     _, z = _zcase(photo, size=96)
     (tmp_path / "stack").mkdir()
-    with tifffile.TiffWriter(tmp_path / "stack" / "z.tif") as tw:
-        for p in z:
-            tw.write(p, photometric="rgb")
+    write_pages(tmp_path / "stack" / "z.tif", z)
     want = fuse_stack([tmp_path / "stack" / "z.tif"], method="focus-map").fused
     for spec in (tmp_path / "stack", tmp_path / "stack" / "*.tif"):
         out = tmp_path / "o.png"

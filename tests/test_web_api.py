@@ -190,13 +190,9 @@ def test_progress_spans():
 def _pages(planes) -> bytes:
     import io
 
-    import tifffile
+    from tiff_support import write_pages
 
-    buf = io.BytesIO()
-    with tifffile.TiffWriter(buf) as tw:
-        for p in planes:
-            tw.write(p, photometric="rgb" if p.ndim == 3 else "minisblack")
-    return buf.getvalue()
+    return write_pages(io.BytesIO(), planes).getvalue()
 
 
 def test_one_multipage_tiff_is_a_stack_of_its_pages(client, pair):

@@ -136,12 +136,10 @@ def test_page_shows_server_errors(tmp_path):
 
 def test_page_takes_one_multipage_tiff(tmp_path):
     """One TIFF may start a job (its pages are the frames); one PNG may not."""
-    import tifffile
+    from tiff_support import write_pages
 
     a, b = half_blurred_pair(texture(H, W, seed=7))
-    with tifffile.TiffWriter(tmp_path / "z.tif") as tw:
-        for p in (a, b):
-            tw.write(p, photometric="rgb")
+    write_pages(tmp_path / "z.tif", [a, b])
     with serve_in_thread(create_app()) as url, chromium_page() as page:
         page.goto(url + "/")
         page.wait_for_function("() => document.getElementById('method').options.length > 0", timeout=15000)
